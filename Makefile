@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/techbot
+export TECHBOT_CACHE_DIR := $(CACHE)
+# The PostgreSQL tests use the server on this machine when it answers (CI's case).
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: demo test setup venv rasa model catalogs emulator lint typecheck clean
+
+demo: setup model
+	$(BIN)/techbot db upgrade >/dev/null
+	$(BIN)/techbot seed demo
+	$(BIN)/techbot demo
+
+test: setup model emulator
+	@if [ -z "$$TECHBOT_TEST_DATABASE_URL" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  export TECHBOT_TEST_DATABASE_URL=$(PG_TEST_URL); fi; \
+	$(BIN)/ruff check . && $(BIN)/mypy && \
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+setup: venv rasa catalogs
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 not found: install it or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+rasa:
+	@scripts/rasa-env.sh
+
+model: venv rasa
+	$(BIN)/techbot nlu train
+
+catalogs: venv
+	$(BIN)/pybabel compile -q -d locales -D messages --use-fuzzy 2>/dev/null || $(BIN)/pybabel compile -d locales -D messages
+
+emulator:
+	@scripts/emulator-install.sh
+
+lint:
+	$(BIN)/ruff check .
+typecheck:
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .rasa-venv .data nlu/models .mypy_cache .pytest_cache .ruff_cache

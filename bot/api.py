@@ -1,0 +1,303 @@
+"""The ops API through which the dispatch system feeds orders, routes, positions and events."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.api_models import CapacityIn, EventIn, OrderIn, PositionIn, RouteIn, TechnicianIn
+from bot.services import Services
+from bot.views import order_json
+from storage.chats import create_link_token
+from storage.db import transaction
+from storage.errors import OrderNotFound, TechnicianNotFound
+from storage.orders import AddressFields, CustomerFields, record_event, require_order, upsert_order
+from storage.slots import SlotFields, put_capacity
+from storage.technicians import (
+    StopFields,
+    get_technician,
+    set_route,
+    update_position,
+    upsert_technician,
+)
+
+log = logging.getLogger(__name__)
+
+OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", max_length=32)]
+TechnicianId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
+Region = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
+# Called after an order changed through the API, so pushes can be decided at once.
+OrderChanged = Callable[[int], Awaitable[None]]
+
+
+def build_api(services: Services, *, on_order_changed: OrderChanged | None = None) -> FastAPI:
+    """Build the FastAPI application of the ops API."""
+    token = services.settings.require_api_token().encode()
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if credentials is None or not secrets.compare_digest(given, token):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong bearer token (Authorization: Bearer <TECHBOT_API__TOKEN>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="techbot ops API",
+        version="1",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
+    sessions = services.sessions
+
+    async def notify(order_id: int) -> None:
+        if on_order_changed is not None:
+            await on_order_changed(order_id)
+
+    @api.put("/orders/{number}", status_code=200)
+    async def put_order(number: OrderNumber, body: OrderIn, response: Response) -> dict[str, Any]:
+        """Create or update an order."""
+
+        def work() -> tuple[dict[str, Any], bool, int]:
+            with transaction(sessions) as session:
+                now = services.clock()
+                order, created = upsert_order(
+                    session,
+                    number=number,
+                    customer=CustomerFields(
+                        name=body.customer.name, postal_code=body.customer.postal_code,
+                        language=body.customer.language, phone=body.customer.phone,
+                        external_id=body.customer.id,
+                    ),
+                    address=AddressFields(
+                        street=body.address.street, postal_code=body.address.postal_code,
+                        city=body.address.city, lat=body.address.lat, lon=body.address.lon,
+                    ),
+                    window=(body.appointment.start, body.appointment.end)
+                    if body.appointment else None,
+                    technician_id=_known_technician(session, body.technician_id),
+                    region=body.region,
+                    timezone=body.timezone,
+                    default_timezone=services.settings.prediction.default_timezone,
+                    monthly_fee_cents=body.monthly_fee_cents,
+                    now=now,
+                )
+                return order_json(session, order=order, settings=services.settings,
+                                  now=now), created, order.id
+
+        view, created, order_id = await run_in_threadpool(work)
+        if created:
+            response.status_code = 201
+        await notify(order_id)
+        return view
+
+    @api.get("/orders/{number}")
+    async def get_order(number: OrderNumber) -> dict[str, Any]:
+        """Return the order as the bot sees it."""
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                order = require_order(session, number=number)
+                return order_json(session, order=order, settings=services.settings,
+                                  now=services.clock())
+
+        return await run_in_threadpool(work)
+
+    @api.post("/orders/{number}/link", status_code=201)
+    async def link_order(number: OrderNumber) -> dict[str, Any]:
+        """Make a single-use deep link that binds a Telegram chat to this order."""
+        ttl = timedelta(hours=services.settings.telegram.link_token_ttl_hours)
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                order = require_order(session, number=number)
+                now = services.clock()
+                link_token = create_link_token(session, order_id=order.id, ttl=ttl, now=now)
+                return {
+                    "token": link_token,
+                    "link": f"https://t.me/{services.settings.telegram.bot_username}"
+                    f"?start={link_token}",
+                    "expires_at": (now + ttl).isoformat(),
+                }
+
+        return await run_in_threadpool(work)
+
+    @api.post("/orders/{number}/events", status_code=201)
+    async def post_event(number: OrderNumber, body: EventIn) -> dict[str, Any]:
+        """Store a dispatch event and apply it to the order."""
+
+        def work() -> tuple[dict[str, Any], int]:
+            with transaction(sessions) as session:
+                order = require_order(session, number=number)
+                now = services.clock()
+                event = record_event(session, order=order, type=body.type, at=body.at or now,
+                                     eta=body.eta, reason=body.reason, now=now)
+                return {"id": event.id, "type": event.type, "order": number,
+                        "status": order.status}, order.id
+
+        view, order_id = await run_in_threadpool(work)
+        services.metrics.events.labels(body.type).inc()
+        await notify(order_id)
+        return view
+
+    @api.put("/technicians/{technician_id}")
+    async def put_technician(
+        technician_id: TechnicianId, body: TechnicianIn, response: Response
+    ) -> dict[str, Any]:
+        """Create or update a technician."""
+
+        def work() -> bool:
+            with transaction(sessions) as session:
+                _, created = upsert_technician(session, technician_id=technician_id,
+                                               name=body.name, code_word=body.code_word)
+                return created
+
+        if await run_in_threadpool(work):
+            response.status_code = 201
+        return {"id": technician_id, "name": body.name}
+
+    @api.put("/technicians/{technician_id}/route/{day}")
+    async def put_route(technician_id: TechnicianId, day: date, body: RouteIn) -> dict[str, Any]:
+        """Replace the technician's route for the day."""
+
+        def work() -> list[int]:
+            with transaction(sessions) as session:
+                try:
+                    rows = set_route(
+                        session, technician_id=technician_id, day=day,
+                        stops=[StopFields(s.order, s.planned_minutes) for s in body.stops],
+                    )
+                except OrderNotFound as exc:
+                    raise _unprocessable(("body", "stops"), f"unknown order(s): {exc}") from None
+                except ValueError as exc:
+                    raise _unprocessable(("body", "stops"), str(exc)) from None
+                return [row.order_id for row in rows]
+
+        order_ids = await run_in_threadpool(work)
+        for order_id in order_ids:
+            await notify(order_id)
+        return {"technician": technician_id, "day": day.isoformat(), "stops": len(order_ids)}
+
+    @api.post("/technicians/{technician_id}/position", status_code=202)
+    async def post_position(technician_id: TechnicianId, body: PositionIn) -> dict[str, Any]:
+        """Store the technician's latest position."""
+
+        def work() -> bool:
+            with transaction(sessions) as session:
+                return update_position(session, technician_id=technician_id, lat=body.lat,
+                                       lon=body.lon, at=body.at)
+
+        kept = await run_in_threadpool(work)
+        return {"technician": technician_id, "kept": kept}
+
+    @api.put("/capacity/{region}/{day}")
+    async def put_region_capacity(region: Region, day: date, body: CapacityIn) -> dict[str, Any]:
+        """Set the region's visit windows and capacity for the day."""
+        for index, slot in enumerate(body.slots):
+            if slot.start.date() != day and slot.end.date() != day:
+                raise _unprocessable(("body", "slots", index, "start"),
+                                     f"slot does not lie on {day.isoformat()}")
+        if len({(s.start, s.end) for s in body.slots}) != len(body.slots):
+            raise _unprocessable(("body", "slots"), "a window appears twice")
+
+        def work() -> list[dict[str, Any]]:
+            with transaction(sessions) as session:
+                rows = put_capacity(
+                    session, region=region, day=day,
+                    slots=[SlotFields(s.start, s.end, s.capacity) for s in body.slots],
+                )
+                return [{"start": r.start.isoformat(), "end": r.end.isoformat(),
+                         "capacity": r.capacity, "booked": r.booked} for r in rows]
+
+        return {"region": region, "day": day.isoformat(),
+                "slots": await run_in_threadpool(work)}
+
+    app.include_router(api)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Say whether the service and its database answer."""
+
+        def probe() -> bool:
+            try:
+                with services.engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                return True
+            except Exception:
+                log.warning("health check: database unreachable", exc_info=True)
+                return False
+
+        ok = await run_in_threadpool(probe)
+        return JSONResponse({"status": "ok" if ok else "degraded",
+                             "database": "ok" if ok else "unreachable"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Export Prometheus metrics."""
+        return Response(generate_latest(services.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
+
+    _install_error_handlers(app, services)
+    return app
+
+
+def _known_technician(session: Session, technician_id: str | None) -> str | None:
+    if technician_id is not None and get_technician(session, technician_id=technician_id) is None:
+        raise _unprocessable(("body", "technician_id"),
+                             f"unknown technician {technician_id!r}; PUT it first")
+    return technician_id
+
+
+def _unprocessable(location: tuple[str | int, ...], message: str) -> HTTPException:
+    return HTTPException(status_code=422,
+                         detail=[{"loc": list(location), "msg": message, "type": "value_error"}])
+
+
+def _install_error_handlers(app: FastAPI, services: Services) -> None:
+    @app.exception_handler(OrderNotFound)
+    async def order_not_found(_request: Request, exc: OrderNotFound) -> JSONResponse:
+        return JSONResponse({"detail": "unknown order"}, status_code=404)
+
+    @app.exception_handler(TechnicianNotFound)
+    async def technician_not_found(_request: Request, exc: TechnicianNotFound) -> JSONResponse:
+        return JSONResponse({"detail": "unknown technician"}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the field and the problem, but never echo the submitted values back.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        services.metrics.errors.labels("api").inc()
+        log.error("ops API error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        services.metrics.http_requests.labels(path, str(response.status_code)).inc()
+        return response

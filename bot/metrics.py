@@ -1,0 +1,43 @@
+"""Prometheus metrics of one service instance, on its own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every counter the service exports at /metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "techbot_http_requests_total", "Ops API requests", ["route", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "techbot_dispatch_events_total", "Dispatch events received", ["type"],
+            registry=self.registry,
+        )
+        self.updates = Counter(
+            "techbot_updates_total", "Customer messages and button presses handled", ["kind"],
+            registry=self.registry,
+        )
+        self.reply_seconds = Histogram(
+            "techbot_reply_seconds", "Time from an update's arrival to the reply",
+            registry=self.registry,
+        )
+        self.nlu_failures = Counter(
+            "techbot_nlu_failures_total", "NLU requests that failed or timed out", ["reason"],
+            registry=self.registry,
+        )
+        self.nlu_up = Gauge(
+            "techbot_nlu_up", "1 while the NLU server answers", registry=self.registry
+        )
+        self.pushes = Counter(
+            "techbot_pushes_total", "Outbox deliveries by kind and outcome", ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "techbot_errors_total", "Unhandled errors caught at the edge", ["where"],
+            registry=self.registry,
+        )

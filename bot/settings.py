@@ -1,0 +1,210 @@
+"""The one typed settings object: config.yml defaults, TECHBOT_* environment overrides."""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config.yml"
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "placeholder", "secret", "token", "xxx"}
+# (section, key): these may only come from the environment, never from a committed file.
+SECRET_KEYS = {("telegram", "token"), ("telegram", "webhook_secret"), ("api", "token")}
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names the variable to set."""
+
+
+class DatabaseSettings(BaseModel):
+    url: str = ""
+    pool_size: int = Field(10, ge=1)
+    echo: bool = False
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    token: SecretStr = SecretStr("")
+
+
+class TelegramSettings(BaseModel):
+    token: SecretStr = SecretStr("")
+    mode: Literal["polling", "webhook"] = "polling"
+    base_url: str = ""
+    bot_username: str = "techbot_demo_bot"
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    live_location: bool = False
+    link_token_ttl_hours: int = Field(72, ge=1)
+    identify_max_failures: int = Field(5, ge=1)
+
+
+class NluSettings(BaseModel):
+    url: str = ""
+    timeout_seconds: float = Field(2.0, gt=0)
+    fallback_threshold: float = Field(0.5, ge=0, le=1)
+    local_port: int = Field(5005, ge=1, le=65535)
+
+
+class SchedulerSettings(BaseModel):
+    tick_seconds: float = Field(30, gt=0)
+
+
+class RulesSettings(BaseModel):
+    reschedule_cutoff_hours: float = Field(2, ge=0)
+    max_moves_per_order: int = Field(3, ge=0)
+    offer_slots: int = Field(4, ge=3, le=5)
+    offer_horizon_days: int = Field(14, ge=1)
+    offer_validity_minutes: int = Field(30, ge=1)
+    conversation_idle_hours: float = Field(6, gt=0)
+
+
+class PushSettings(BaseModel):
+    reminder_local_time: time = time(18, 0)
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(8, 0)
+    eta_near_minutes: int = Field(20, ge=1)
+    delay_threshold_minutes: int = Field(20, ge=1)
+    delay_min_interval_minutes: int = Field(30, ge=0)
+    narrowed_ratio: float = Field(0.5, gt=0, le=1)
+    send_rate_per_second: float = Field(30, gt=0)
+    lease_seconds: int = Field(60, ge=1)
+    max_attempts: int = Field(8, ge=1)
+
+
+class PredictionSettings(BaseModel):
+    road_factor: float = Field(1.4, ge=1)
+    urban_speed_kmh: float = Field(25, gt=0)
+    window_minutes_per_stop_ahead: int = Field(25, ge=0)
+    window_min_half_minutes: int = Field(20, ge=0)
+    default_timezone: str = "Europe/Berlin"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Read the config file; refuse secrets written into it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self._data = _read_config_file(path)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """Load a YAML config file into a dict, with errors that name the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} not found (set TECHBOT_CONFIG)") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must hold a mapping of sections")
+    for section, key in SECRET_KEYS:
+        if isinstance(data.get(section), dict) and data[section].get(key):
+            raise SettingsError(
+                f"{path} sets the secret {section}.{key}; secrets come from the environment "
+                f"only: set TECHBOT_{section.upper()}__{key.upper()} and remove it from the file"
+            )
+    return data
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, typed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TECHBOT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".data")
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    nlu: NluSettings = NluSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    rules: RulesSettings = RulesSettings()
+    pushes: PushSettings = PushSettings()
+    prediction: PredictionSettings = PredictionSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("TECHBOT_CONFIG") or DEFAULT_CONFIG)
+        return (init_settings, env_settings, _YamlSource(settings_cls, path))
+
+    @property
+    def database_url(self) -> str:
+        """Return the database URL, defaulting to a SQLite file in the data folder."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.resolved_data_dir / 'techbot.sqlite3').as_posix()}"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """Return the data folder as an absolute path (relative ones hang off the project)."""
+        path = self.data_dir if self.data_dir.is_absolute() else PROJECT_ROOT / self.data_dir
+        return path
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Say whether a Telegram token is set (placeholders count as unset)."""
+        return _usable(self.telegram.token)
+
+    def require_api_token(self) -> str:
+        """Return the API token or stop with a message naming the variable."""
+        return _require(self.api.token, "TECHBOT_API__TOKEN", "the ops API")
+
+    def require_webhook_secret(self) -> str:
+        """Return the webhook secret or stop with a message naming the variable."""
+        return _require(self.telegram.webhook_secret, "TECHBOT_TELEGRAM__WEBHOOK_SECRET",
+                        "webhook mode")
+
+
+def _usable(secret: SecretStr) -> bool:
+    return secret.get_secret_value().strip().lower() not in PLACEHOLDER_SECRETS
+
+
+def _require(secret: SecretStr, variable: str, needed_by: str) -> str:
+    if not _usable(secret):
+        raise SettingsError(
+            f"{variable} is not set (or is a placeholder); {needed_by} needs it. "
+            f"Set it in the environment, e.g. export {variable}=$(openssl rand -hex 24)"
+        )
+    value = secret.get_secret_value()
+    if len(value) < 16:
+        raise SettingsError(f"{variable} is too short: use at least 16 random characters")
+    return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from file and environment; a bad value stops with its name."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            dotted = ".".join(str(part) for part in error["loc"])
+            variable = "TECHBOT_" + "__".join(str(p).upper() for p in error["loc"])
+            lines.append(f"{dotted} ({variable}): {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

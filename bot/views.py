@@ -1,0 +1,66 @@
+"""The order as the bot sees it, as JSON for the ops API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.settings import Settings
+from storage.models import Notification, Order
+from storage.orders import appointment_history
+from storage.records import notes_of_order
+from storage.technicians import route_of_order
+
+
+def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
+    return value.astimezone(zone).isoformat() if value is not None else None
+
+
+def order_json(session: Session, *, order: Order, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Return the order's state, window, route place, notes and pushes, times in its zone."""
+    zone = ZoneInfo(order.timezone)
+    route = route_of_order(session, order_id=order.id)
+    stop = None
+    if route is not None:
+        position = next(i for i, (s, _) in enumerate(route.stops, 1) if s.order_id == order.id)
+        stop = {"technician": route.technician_id, "day": route.day.isoformat(),
+                "position": position, "of": len(route.stops)}
+    notifications = session.scalars(
+        select(Notification).where(Notification.order_id == order.id).order_by(Notification.id)
+    )
+    return {
+        "number": order.number,
+        "status": order.status,
+        "status_reason": order.status_reason,
+        "timezone": order.timezone,
+        "region": order.region,
+        "language": order.customer.language,
+        "booked_window": {"start": _iso(order.window_start, zone),
+                          "end": _iso(order.window_end, zone)}
+        if order.window_start else None,
+        "moves": order.moves,
+        "technician": {"id": order.technician.id, "name": order.technician.name}
+        if order.technician else None,
+        "eta": _iso(order.eta, zone),
+        "eta_reported_at": _iso(order.eta_reported_at, zone),
+        "arrived_at": _iso(order.arrived_at, zone),
+        "finished_at": _iso(order.finished_at, zone),
+        "route_stop": stop,
+        "notes": [{"text": n.text, "at": _iso(n.created_at, zone)}
+                  for n in notes_of_order(session, order_id=order.id)],
+        "history": [
+            {"from": {"start": _iso(c.old_start, zone), "end": _iso(c.old_end, zone)},
+             "to": {"start": _iso(c.new_start, zone), "end": _iso(c.new_end, zone)},
+             "by": c.changed_by, "reason": c.reason, "at": _iso(c.at, zone)}
+            for c in appointment_history(session, order_id=order.id)
+        ],
+        "notifications": [
+            {"kind": n.kind, "status": n.status, "attempts": n.attempts,
+             "created_at": _iso(n.created_at, zone), "sent_at": _iso(n.sent_at, zone)}
+            for n in notifications
+        ],
+    }

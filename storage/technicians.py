@@ -1,0 +1,107 @@
+"""Technicians, their daily routes and their latest position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from storage.errors import OrderNotFound, TechnicianNotFound
+from storage.models import Order, RouteStop, Technician
+
+
+@dataclass(frozen=True)
+class StopFields:
+    """One visit of a route: which order and how long the technician plans to stay."""
+
+    order_number: str
+    planned_minutes: int
+
+
+def upsert_technician(
+    session: Session, *, technician_id: str, name: str, code_word: str | None
+) -> tuple[Technician, bool]:
+    """Create or update a technician; return it and whether it is new."""
+    technician = session.get(Technician, technician_id)
+    created = technician is None
+    if technician is None:
+        technician = Technician(id=technician_id)
+        session.add(technician)
+    technician.name = name
+    technician.code_word = code_word
+    session.flush()
+    return technician, created
+
+
+def get_technician(session: Session, *, technician_id: str) -> Technician | None:
+    """Return the technician, or None."""
+    return session.get(Technician, technician_id)
+
+
+def set_route(
+    session: Session, *, technician_id: str, day: date, stops: list[StopFields]
+) -> list[RouteStop]:
+    """Replace the technician's route for the day with these stops, in visiting order."""
+    if session.get(Technician, technician_id) is None:
+        raise TechnicianNotFound(technician_id)
+    numbers = [s.order_number for s in stops]
+    orders = {o.number: o for o in session.scalars(select(Order).where(Order.number.in_(numbers)))}
+    missing = [n for n in numbers if n not in orders]
+    if missing:
+        raise OrderNotFound(", ".join(missing))
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("an order appears twice in the route")
+    session.execute(
+        delete(RouteStop).where(RouteStop.technician_id == technician_id, RouteStop.day == day)
+    )
+    result = []
+    for position, stop in enumerate(stops, start=1):
+        order = orders[stop.order_number]
+        order.technician_id = technician_id
+        row = RouteStop(technician_id=technician_id, day=day, position=position,
+                        order_id=order.id, planned_minutes=stop.planned_minutes)
+        session.add(row)
+        result.append(row)
+    session.flush()
+    return result
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """A technician's route for one day with the orders in visiting order."""
+
+    technician_id: str
+    day: date
+    stops: list[tuple[RouteStop, Order]]
+
+
+def route_of_order(session: Session, *, order_id: int) -> RouteView | None:
+    """Return the latest-day route the order is a stop of, or None."""
+    stop = session.scalar(
+        select(RouteStop).where(RouteStop.order_id == order_id).order_by(RouteStop.day.desc())
+    )
+    if stop is None:
+        return None
+    rows = session.execute(
+        select(RouteStop, Order)
+        .join(Order, Order.id == RouteStop.order_id)
+        .where(RouteStop.technician_id == stop.technician_id, RouteStop.day == stop.day)
+        .order_by(RouteStop.position)
+    ).all()
+    return RouteView(stop.technician_id, stop.day, [(r[0], r[1]) for r in rows])
+
+
+def update_position(
+    session: Session, *, technician_id: str, lat: float, lon: float, at: datetime
+) -> bool:
+    """Store the technician's position unless a newer one is known; say whether it was kept."""
+    technician = session.get(Technician, technician_id)
+    if technician is None:
+        raise TechnicianNotFound(technician_id)
+    if technician.position_at is not None and technician.position_at >= at:
+        return False
+    technician.lat, technician.lon, technician.position_at = lat, lon, at
+    session.flush()
+    return True
