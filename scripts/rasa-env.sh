@@ -17,23 +17,22 @@ find_python310() {
   return 1
 }
 
-if [ ! -x "$venv/bin/rasa" ]; then
+# A venv cannot be moved (its scripts hard-code their path), so it is built in place and a
+# marker written last says it is complete; a half-built one from an interrupted run is redone.
+if [ ! -f "$venv/.complete" ]; then
   py=$(find_python310) || {
     echo "Rasa 3.6 needs Python 3.10, and none was found. Install it (e.g. 'pyenv install 3.10') or set RASA_PYTHON=/path/to/python3.10." >&2
     exit 1
   }
   echo "creating the Rasa environment with $py in $venv (once; takes a few minutes)"
-  rm -rf "$venv.tmp"
+  rm -rf "$venv"
   mkdir -p "$cache"
-  "$py" -m venv "$venv.tmp"
+  "$py" -m venv "$venv"
   log="$cache/rasa-install.log"
-  { "$venv.tmp/bin/pip" install --upgrade pip &&
-    "$venv.tmp/bin/pip" install -r nlu/requirements-rasa.txt -c nlu/requirements-rasa.lock
+  { "$venv/bin/pip" install --upgrade pip &&
+    "$venv/bin/pip" install -r nlu/requirements-rasa.txt -c nlu/requirements-rasa.lock
   } >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "installing Rasa failed; the whole log is in $log" >&2; exit 1; }
-  "$venv.tmp/bin/rasa" --version >/dev/null 2>&1 || { echo "the new Rasa environment does not start" >&2; exit 1; }
-  # Virtual environments hard-code their path; rebuild the scripts' shebangs for the final name.
-  mv "$venv.tmp" "$venv"
-  sed -i "1s|$venv.tmp|$venv|" "$venv"/bin/* 2>/dev/null || true
-  sed -i "s|$venv.tmp|$venv|g" "$venv/bin/activate" "$venv/pyvenv.cfg" 2>/dev/null || true
+  "$venv/bin/rasa" --version >/dev/null 2>&1 || { echo "the new Rasa environment does not start" >&2; exit 1; }
+  touch "$venv/.complete"
 fi
 ln -sfn "$venv" .rasa-venv
