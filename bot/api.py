@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", max_length=32)]
 TechnicianId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
 Region = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
+BEARER = HTTPBearer(auto_error=False)
+
+
+def authorised(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
+    """Document the bearer scheme in OpenAPI; the middleware already refused wrong tokens."""
+
+
 # Called after an order changed through the API, so pushes can be decided at once.
 OrderChanged = Callable[[int], Awaitable[None]]
 
@@ -45,19 +54,6 @@ OrderChanged = Callable[[int], Awaitable[None]]
 def build_api(services: Services, *, on_order_changed: OrderChanged | None = None) -> FastAPI:
     """Build the FastAPI application of the ops API."""
     token = services.settings.require_api_token().encode()
-    bearer = HTTPBearer(auto_error=False)
-
-    def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        given = credentials.credentials.encode() if credentials else b""
-        if credentials is None or not secrets.compare_digest(given, token):
-            raise HTTPException(
-                status_code=401,
-                detail="missing or wrong bearer token (Authorization: Bearer <TECHBOT_API__TOKEN>)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
     app = FastAPI(
         title="techbot ops API",
         version="1",
@@ -143,6 +139,8 @@ def build_api(services: Services, *, on_order_changed: OrderChanged | None = Non
     @api.post("/orders/{number}/events", status_code=201)
     async def post_event(number: OrderNumber, body: EventIn) -> dict[str, Any]:
         """Store a dispatch event and apply it to the order."""
+        if body.type == "eta" and body.eta is None:
+            raise _unprocessable(("body", "eta"), "an eta event needs the field eta")
 
         def work() -> tuple[dict[str, Any], int]:
             with transaction(sessions) as session:
@@ -257,6 +255,21 @@ def build_api(services: Services, *, on_order_changed: OrderChanged | None = Non
                         media_type=CONTENT_TYPE_LATEST)
 
     _install_error_handlers(app, services)
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Any:
+        # Checked before routing, so a caller without the token learns nothing about bodies.
+        if request.url.path.startswith("/api/v1"):
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            valid = scheme.lower() == "bearer" and secrets.compare_digest(
+                given.strip().encode(), token)
+            if not valid:
+                return JSONResponse(
+                    {"detail": "missing or wrong bearer token "
+                               "(Authorization: Bearer <TECHBOT_API__TOKEN>)"},
+                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
     return app
 
 

@@ -95,10 +95,6 @@ class EventIn(Strict):
     eta: Time | None = None
     reason: LongText | None = None
 
-    def model_post_init(self, _context: object) -> None:
-        if self.type == "eta" and self.eta is None:
-            raise ValueError("an eta event needs the field eta")
-
 
 class TechnicianIn(Strict):
     name: ShortText

@@ -47,6 +47,29 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _nlu(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu import commands
+    from nlu.project import NluSetupError, train
+
+    nlu = settings.nlu
+    try:
+        if args.nlu == "train":
+            print(train(force=args.force))
+            return 0
+        if args.nlu == "serve":
+            return commands.serve(port=args.port or nlu.local_port, foreground=args.foreground)
+        if args.nlu == "stop":
+            return commands.stop()
+        if args.nlu == "parse":
+            return commands.parse(url=nlu.url, port=nlu.local_port, timeout=nlu.timeout_seconds,
+                                  threshold=nlu.fallback_threshold)
+        return commands.evaluate(url=nlu.url, port=nlu.local_port, folds=args.folds,
+                                 threshold=nlu.fallback_threshold)
+    except NluSetupError as exc:
+        print(f"techbot: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="techbot", description=__doc__)
@@ -59,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="load data").add_subparsers(dest="seed", required=True)
     seed.add_parser("demo", help="demo orders, technicians, routes and slots"
                     ).set_defaults(handler=_seed_demo)
+    nlu = commands.add_parser("nlu", help="the Rasa NLU model").add_subparsers(
+        dest="nlu", required=True)
+    train = nlu.add_parser("train", help="train (skipped when data and config are unchanged)")
+    train.add_argument("--force", action="store_true", help="train even if the model is current")
+    serve = nlu.add_parser("serve", help="serve the model; return once it answers")
+    serve.add_argument("--port", type=int, default=0, help="default: nlu.local_port")
+    serve.add_argument("--foreground", action="store_true", help="stay attached until Ctrl-C")
+    nlu.add_parser("stop", help="stop the server `nlu serve` started")
+    nlu.add_parser("parse", help='stdin: JSON lines {"text": ...}; stdout: one JSON per line')
+    evaluate = nlu.add_parser("evaluate", help="held-out sets and k-fold; writes docs/nlu-report.md")
+    evaluate.add_argument("--folds", type=int, default=5, help="0 or 1: skip cross-validation")
+    for sub in (train, serve, evaluate):
+        sub.set_defaults(handler=_nlu)
+    for name in ("stop", "parse"):
+        nlu.choices[name].set_defaults(handler=_nlu)
     return parser
 
 
@@ -69,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("alembic", "httpx", "apscheduler.executors.default"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = load_settings()
         handler: Command = args.handler

@@ -1,0 +1,244 @@
+"""The Rasa project: build normalised training data, train once per data hash, serve the model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+from nlu.normalize import normalize_training_example
+
+log = logging.getLogger(__name__)
+
+NLU_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = NLU_DIR.parent
+LANGUAGES = ("de", "en", "tr", "ru", "ar")
+RASA_VENV = PROJECT_ROOT / ".rasa-venv"
+# Everything the trained model depends on; a change to any of them means a new model.
+MODEL_INPUTS = (
+    "nlu/config.yml",
+    "nlu/regex.yml",
+    "nlu/normalize.py",
+    "nlu/project.py",
+    "nlu/requirements-rasa.lock",
+)
+_ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))")
+
+
+class NluSetupError(Exception):
+    """The Rasa environment or model is missing; the message says which command fixes it."""
+
+
+def cache_dir() -> Path:
+    """Return the folder shared by every checkout on this machine for venvs and models."""
+    base = os.environ.get("TECHBOT_CACHE_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "techbot"
+
+
+def data_files(folder: str = "data") -> list[Path]:
+    """Return the training (or test) files, one folder per language."""
+    return sorted((NLU_DIR / folder).glob("*/*.yml"))
+
+
+def model_hash() -> str:
+    """Hash the training data, the pipeline and the code that prepares them."""
+    digest = hashlib.sha256()
+    for path in [*data_files(), *(PROJECT_ROOT / p for p in MODEL_INPUTS)]:
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_path() -> Path:
+    """Return where the model for the current data lives (it may not exist yet)."""
+    return cache_dir() / "models" / f"nlu-{model_hash()}.tar.gz"
+
+
+def rasa_executable() -> Path:
+    """Return the rasa command of the project's own Python 3.10 environment."""
+    rasa = RASA_VENV / "bin" / "rasa"
+    if not rasa.exists():
+        raise NluSetupError("the Rasa environment is missing: run `make rasa` (or `make test`)")
+    return rasa
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled message of the training or test data."""
+
+    language: str
+    intent: str
+    text: str  # with entity annotations, as written
+
+    @property
+    def plain(self) -> str:
+        """Return the text without annotation markup."""
+        return _ANNOTATION.sub(lambda m: m.group(1), self.text)
+
+
+def load_examples(folder: str = "data") -> list[Example]:
+    """Read every example of the training data (or of `nlu/tests` with folder="tests")."""
+    paths = data_files(folder) if folder == "data" else sorted((NLU_DIR / folder).glob("*.yml"))
+    examples = []
+    for path in paths:
+        language = path.parent.name if folder == "data" else path.stem
+        for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            for line in item["examples"].splitlines():
+                line = line.strip()
+                if line.startswith("- "):
+                    examples.append(Example(language, item["intent"], line[2:].strip()))
+    return examples
+
+
+def check_held_out(train: list[Example], test: list[Example]) -> None:
+    """Refuse training data that contains a held-out test message (after normalisation)."""
+    from nlu.normalize import normalize
+
+    held_out = {normalize(e.plain) for e in test}
+    leaked = sorted({e.plain for e in train if normalize(e.plain) in held_out})
+    if leaked:
+        raise NluSetupError(
+            f"{len(leaked)} training examples are also in nlu/tests (held out): "
+            + "; ".join(leaked[:5])
+        )
+
+
+def write_training_data(out_dir: Path, examples: list[Example]) -> None:
+    """Write normalised examples as one Rasa NLU file per language, plus the regexes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for language in LANGUAGES:
+        by_intent: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for example in examples:
+            if example.language != language:
+                continue
+            text = normalize_training_example(example.text)
+            if not text or text in seen:
+                continue
+            seen.add(text)
+            by_intent.setdefault(example.intent, []).append(text)
+        lines = ['version: "3.1"', "nlu:"]
+        for intent, texts in by_intent.items():
+            lines += [f"- intent: {intent}", "  examples: |"]
+            lines += [f"    - {text}" for text in texts]
+        (out_dir / f"{language}.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shutil.copy(NLU_DIR / "regex.yml", out_dir / "regex.yml")
+
+
+def train(*, force: bool = False, config: Path | None = None) -> Path:
+    """Train the model unless one for the same data and config exists; return its path."""
+    target = model_path()
+    if config is not None:  # a candidate pipeline under evaluation, never the served model
+        config = config.resolve()
+        target = target.with_name(f"{config.stem}-{target.name}")
+    if target.exists() and not force:
+        log.info("NLU model is up to date: %s", target)
+        return target
+    rasa = rasa_executable()
+    train_examples = load_examples("data")
+    check_held_out(train_examples, load_examples("tests"))
+    build = cache_dir() / "build" / model_hash()
+    shutil.rmtree(build, ignore_errors=True)
+    write_training_data(build / "data", train_examples)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
+        [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
+         "--nlu", str(build / "data"), "--out", str(target.parent),
+         "--fixed-model-name", target.name.removesuffix(".tar.gz")],
+        check=True, cwd=build, env=_rasa_env(),
+    )
+    log.info("trained %s in %.0f s", target.name, time.monotonic() - started)
+    return target
+
+
+def _rasa_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's start-up chatter hides real errors
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "RASA_TELEMETRY_ENABLED": "false",
+        "PYTHONWARNINGS": "ignore",
+    })
+    return env
+
+
+class RasaServer:
+    """A local `rasa run --enable-api` process on the current model."""
+
+    def __init__(self, *, port: int, model: Path | None = None) -> None:
+        self.port = port
+        self.model = model or model_path()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = cache_dir() / "logs" / f"rasa-{port}.log"
+
+    def start(self, *, timeout: float = 180) -> None:
+        """Start the server and return once it parses a message."""
+        if not self.model.exists():
+            raise NluSetupError(f"no NLU model at {self.model}: run `techbot nlu train`")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own venv's rasa
+                [str(rasa_executable()), "run", "--enable-api", "-m", str(self.model),
+                 "--port", str(self.port), "-i", "127.0.0.1"],
+                stdout=out, stderr=subprocess.STDOUT, env=_rasa_env(),
+                cwd=cache_dir(), start_new_session=True,
+            )
+        wait_until_ready(self.url, timeout=timeout, process=self.process, log_path=self.log_path)
+
+    def stop(self) -> None:
+        """Stop the server and its children."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def wait_until_ready(
+    url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll the server until it parses a message, or fail with the reason."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:] if log_path else ""
+            raise NluSetupError(f"the Rasa server exited with {process.returncode}:\n{tail}")
+        try:
+            response = httpx.post(f"{url}/model/parse", json={"text": "hallo"}, timeout=5)
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise NluSetupError(f"the Rasa server at {url} did not answer within {timeout:.0f} s")
+
+
+@contextmanager
+def local_server(*, port: int) -> Iterator[str]:
+    """Run a local Rasa server for the duration of the block; yield its URL."""
+    server = RasaServer(port=port)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

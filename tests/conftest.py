@@ -1,0 +1,94 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a fixed clock, factories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import make_engine, make_session_factory
+from storage.migrate import upgrade
+from storage.models import Base
+
+PG_URL = os.environ.get("TECHBOT_TEST_DATABASE_URL", "")
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday, 08:00 in Berlin
+
+# Keep the settings of the developer's shell out of the tests.
+for _name in [n for n in os.environ if n.startswith("TECHBOT_") and n != "TECHBOT_CACHE_DIR"
+              and n != "TECHBOT_TEST_DATABASE_URL"]:
+    del os.environ[_name]
+
+
+def pytest_report_header() -> list[str]:
+    """Say which databases the storage tests run on."""
+    if PG_URL:
+        return [f"PostgreSQL tests: {make_url(PG_URL).render_as_string()}"]
+    return ["PostgreSQL tests: SKIPPED (set TECHBOT_TEST_DATABASE_URL to run them)"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a migrated SQLite file that each test copies (migrating once is faster)."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """Create a fresh PostgreSQL database for this test run, migrated; drop it afterwards."""
+    if not PG_URL:
+        pytest.skip("TECHBOT_TEST_DATABASE_URL is not set: no PostgreSQL server to test against")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"techbot_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty, migrated database: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_database")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """Yield an engine on the test database."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Return a session factory on the test database."""
+    return make_session_factory(engine)
