@@ -54,18 +54,22 @@ def data_files(folder: str = "data") -> list[Path]:
     return sorted((NLU_DIR / folder).glob("*/*.yml"))
 
 
-def model_hash() -> str:
+def model_hash(config: Path | None = None) -> str:
     """Hash the training data, the pipeline and the code that prepares them."""
     digest = hashlib.sha256()
-    for path in [*data_files(), *(PROJECT_ROOT / p for p in MODEL_INPUTS)]:
-        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+    inputs = [*data_files(), *(PROJECT_ROOT / p for p in MODEL_INPUTS)]
+    if config is not None:
+        inputs.append(config)
+    for path in inputs:
+        digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def model_path() -> Path:
+def model_path(config: Path | None = None) -> Path:
     """Return where the model for the current data lives (it may not exist yet)."""
-    return cache_dir() / "models" / f"nlu-{model_hash()}.tar.gz"
+    prefix = f"{config.stem}-" if config is not None else ""
+    return cache_dir() / "models" / f"{prefix}nlu-{model_hash(config)}.tar.gz"
 
 
 def rasa_executable() -> Path:
@@ -141,10 +145,9 @@ def write_training_data(out_dir: Path, examples: list[Example]) -> None:
 
 def train(*, force: bool = False, config: Path | None = None) -> Path:
     """Train the model unless one for the same data and config exists; return its path."""
-    target = model_path()
-    if config is not None:  # a candidate pipeline under evaluation, never the served model
-        config = config.resolve()
-        target = target.with_name(f"{config.stem}-{target.name}")
+    # A candidate pipeline under evaluation gets its own name, never the served model's.
+    config = config.resolve() if config is not None else None
+    target = model_path(config)
     if target.exists() and not force:
         log.info("NLU model is up to date: %s", target)
         return target

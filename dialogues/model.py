@@ -1,0 +1,203 @@
+"""Plain values the dialogue engine reads and returns: no I/O, no framework."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from nlu.types import Parsed
+
+
+class State(enum.StrEnum):
+    IDLE = "idle"
+    CHOOSING_SLOT = "choosing_slot"
+    CONFIRMING_SLOT = "confirming_slot"
+    CONFIRMING_CANCEL = "confirming_cancel"
+    AWAITING_NOTE = "awaiting_note"
+    AWAITING_RATING = "awaiting_rating"
+    CHOOSING_LANGUAGE = "choosing_language"
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A free window of the region's calendar."""
+
+    id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """When the technician is expected, and how sure that is."""
+
+    eta: datetime
+    window_start: datetime
+    window_end: datetime
+    stop: int | None = None  # this visit's place in the technician's route, 1-based
+    stops: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """What the engine may know about the customer's order, read-only."""
+
+    number: str
+    status: str
+    timezone: str
+    window_start: datetime | None
+    window_end: datetime | None
+    technician_name: str | None = None
+    code_word: str | None = None
+    prediction: Prediction | None = None
+    status_reason: str | None = None
+    moves: int = 0
+    slot_id: int | None = None
+    arrived_at: datetime | None = None
+    finished_at: datetime | None = None
+    monthly_fee_cents: int | None = None
+    free_slots: tuple[SlotView, ...] = ()  # the region's free windows, soonest first
+
+    @property
+    def technician_first_name(self) -> str | None:
+        """Return the technician's first name, the way the customer is told."""
+        return self.technician_name.split()[0] if self.technician_name else None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The operator's rules for self-service, from config.yml."""
+
+    reschedule_cutoff: timedelta = timedelta(hours=2)
+    max_moves: int = 3
+    offer_slots: int = 4
+    offer_validity: timedelta = timedelta(minutes=30)
+    idle_reset: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Button:
+    """One inline button: what it says and the short payload it sends back."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the customer, already in their language."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+    @property
+    def flat_buttons(self) -> list[Button]:
+        """Return the buttons row by row, as one list."""
+        return [b for row in self.buttons for b in row]
+
+
+# Inputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """Free text from the customer and what the NLU made of it."""
+
+    text: str
+    parsed: Parsed
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A tap on an inline button; its payload is untrusted until checked."""
+
+    payload: str
+
+
+@dataclass(frozen=True)
+class CommandFailed:
+    """A command of the previous step could not be carried out."""
+
+    command: Command
+    reason: str  # slot_taken | not_allowed | error
+
+
+Incoming = TextMessage | ButtonPress | CommandFailed
+
+
+# Commands the caller carries out through storage -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookSlot:
+    slot_id: int
+
+
+@dataclass(frozen=True)
+class CancelVisit:
+    reason: str
+
+
+@dataclass(frozen=True)
+class SaveNote:
+    text: str
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    kind: str  # handoff | compensation
+    transcript: str
+
+
+@dataclass(frozen=True)
+class SaveRating:
+    stars: int | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class SetNotifications:
+    enabled: bool
+
+
+Command = BookSlot | CancelVisit | SaveNote | OpenTicket | SaveRating | SetLanguage | SetNotifications
+
+
+# The conversation ----------------------------------------------------------------------------
+
+RECENT_MESSAGES = 10
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The stored state of one chat's dialogue."""
+
+    state: State = State.IDLE
+    language: str = "de"
+    data: dict[str, Any] = field(default_factory=dict)
+    last_activity: datetime | None = None
+
+    def with_state(self, state: State, **data: Any) -> Conversation:
+        """Return the conversation in a new state with these data (others kept)."""
+        return replace(self, state=state, data={**self.data, **data})
+
+    def remember(self, who: str, text: str) -> Conversation:
+        """Keep the last messages, for a person who takes over the conversation."""
+        recent = [*self.data.get("recent", []), [who, text[:500]]][-RECENT_MESSAGES:]
+        return replace(self, data={**self.data, "recent": recent})
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the engine decided: replies to send, the new conversation, commands to run."""
+
+    replies: tuple[Reply, ...]
+    conversation: Conversation
+    commands: tuple[Command, ...] = ()

@@ -1,0 +1,54 @@
+"""Customer-facing text in one language: gettext for words, Babel for dates and times."""
+
+from __future__ import annotations
+
+import gettext
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
+
+
+def _(message: str) -> str:
+    """Mark a string for extraction; the Texts object translates it at run time."""
+    return message
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Translate and format for one customer: their language, the visit's time zone."""
+
+    language: str
+    catalog: gettext.NullTranslations
+    timezone: str = "Europe/Berlin"
+
+    def __call__(self, message: str, **values: object) -> str:
+        """Translate a message and fill in its named values."""
+        text = self.catalog.gettext(message)
+        return text.format(**values) if values else text
+
+    def plural(self, singular: str, plural: str, count: int, **values: object) -> str:
+        """Translate a message whose form depends on a number (Russian and Arabic have many)."""
+        return self.catalog.ngettext(singular, plural, count).format(count=count, **values)
+
+    def local(self, moment: datetime) -> datetime:
+        """Return the moment in the visit's time zone."""
+        return moment.astimezone(ZoneInfo(self.timezone))
+
+    def day(self, moment: datetime) -> str:
+        """Say the weekday and date, as the customer's locale writes them."""
+        return format_date(self.local(moment), format="full", locale=self.language)
+
+    def time(self, moment: datetime) -> str:
+        """Say the time of day, as the customer's locale writes it."""
+        return format_time(self.local(moment), format="short", locale=self.language)
+
+    def window(self, start: datetime, end: datetime) -> str:
+        """Say a window: its day and the two times."""
+        return self("{day}, {start}–{end}", day=self.day(start), start=self.time(start),
+                    end=self.time(end))
+
+    def times(self, start: datetime, end: datetime) -> str:
+        """Say two times of the same day."""
+        return self("{start}–{end}", start=self.time(start), end=self.time(end))
