@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from contextlib import AsyncExitStack
 
 import uvicorn
 
 from bot.api import build_api
 from bot.services import Services
+from bot.metrics import NluMetrics
 from bot.settings import Settings
+from bot.terminal import chat_loop, stdout_writer
+from nlu.client import NluClient
+from nlu.commands import nlu_endpoint
+from nlu.project import train
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 
@@ -46,3 +52,43 @@ async def serve(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the service in a fresh event loop."""
     asyncio.run(serve(settings))
+
+
+def _nlu_client(services: Services, url: str) -> NluClient:
+    nlu = services.settings.nlu
+    return NluClient(url=url, timeout=nlu.timeout_seconds,
+                     fallback_threshold=nlu.fallback_threshold,
+                     metrics=NluMetrics(services.metrics))
+
+
+def terminal_chat(settings: Settings, *, order_number: str, language: str | None) -> int:
+    """Run `techbot chat`: the terminal customer of one order."""
+    services = build_services(settings)
+    if not settings.nlu.url:
+        train()
+    with nlu_endpoint(settings.nlu.url, port=settings.nlu.local_port) as url:
+        client = _nlu_client(services, url)
+
+        async def session() -> int:
+            try:
+                return await chat_loop(services, client, order_number=order_number,
+                                       language=language, lines=sys.stdin,
+                                       write=stdout_writer)
+            finally:
+                await client.close()
+
+        return asyncio.run(session())
+
+
+def demo(settings: Settings, *, order_number: str, language: str | None) -> int:
+    """Run `techbot demo`: explain the demo, then chat as the customer of a demo order."""
+    print(DEMO_BANNER.format(order=order_number))
+    return terminal_chat(settings, order_number=order_number, language=language)
+
+
+DEMO_BANNER = """
+techbot demo: you are the customer of order {order} (Katrin Schulz, Berlin).
+Try: "wann kommt der techniker", "verschieben", then "Donnerstag nachmittag" or a number,
+"ja"; "stornieren"; "kannst du englisch?"; a note for the technician; "5 sterne".
+Type a button's number to press it. Ctrl-D ends the demo.
+"""

@@ -70,6 +70,18 @@ def _nlu(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import terminal_chat
+
+    return terminal_chat(settings, order_number=args.order, language=args.lang)
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import demo
+
+    return demo(settings, order_number=args.order, language=args.lang)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="techbot", description=__doc__)
@@ -82,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="load data").add_subparsers(dest="seed", required=True)
     seed.add_parser("demo", help="demo orders, technicians, routes and slots"
                     ).set_defaults(handler=_seed_demo)
+    for name, handler, text in (
+        ("chat", _chat, "be the customer of an order in the terminal"),
+        ("demo", _demo, "the service and a terminal chat on a demo order"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--order", default="40000001", help="order number (default: demo order)")
+        sub.add_argument("--lang", choices=["de", "en", "tr", "ru", "ar"],
+                         help="answer in this language from the start")
+        sub.set_defaults(handler=handler)
     nlu = commands.add_parser("nlu", help="the Rasa NLU model").add_subparsers(
         dest="nlu", required=True)
     train = nlu.add_parser("train", help="train (skipped when data and config are unchanged)")
@@ -91,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--foreground", action="store_true", help="stay attached until Ctrl-C")
     nlu.add_parser("stop", help="stop the server `nlu serve` started")
     nlu.add_parser("parse", help='stdin: JSON lines {"text": ...}; stdout: one JSON per line')
-    evaluate = nlu.add_parser("evaluate", help="held-out sets and k-fold; writes docs/nlu-report.md")
+    evaluate = nlu.add_parser("evaluate",
+                              help="held-out sets and k-fold; writes docs/nlu-report.md")
     evaluate.add_argument("--folds", type=int, default=5, help="0 or 1: skip cross-validation")
     for sub in (train, serve, evaluate):
         sub.set_defaults(handler=_nlu)

@@ -41,3 +41,18 @@ class Metrics:
             "techbot_errors_total", "Unhandled errors caught at the edge", ["where"],
             registry=self.registry,
         )
+
+
+class NluMetrics:
+    """Where the NLU client reports failures: the service's counters."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def failed(self, reason: str) -> None:
+        """Count a failed or timed-out NLU request."""
+        self._metrics.nlu_failures.labels(reason).inc()
+
+    def up(self, available: bool) -> None:
+        """Record whether the NLU server answers."""
+        self._metrics.nlu_up.set(1 if available else 0)

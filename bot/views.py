@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,9 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.settings import Settings
+from dialogues.model import OrderView, Prediction, SlotView
 from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
+from storage.slots import free_slots
 from storage.technicians import route_of_order
 
 
@@ -20,7 +22,9 @@ def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
     return value.astimezone(zone).isoformat() if value is not None else None
 
 
-def order_json(session: Session, *, order: Order, settings: Settings, now: datetime) -> dict[str, Any]:
+def order_json(
+    session: Session, *, order: Order, settings: Settings, now: datetime
+) -> dict[str, Any]:
     """Return the order's state, window, route place, notes and pushes, times in its zone."""
     zone = ZoneInfo(order.timezone)
     route = route_of_order(session, order_id=order.id)
@@ -64,3 +68,43 @@ def order_json(session: Session, *, order: Order, settings: Settings, now: datet
             for n in notifications
         ],
     }
+
+
+def order_view(session: Session, *, order: Order, settings: Settings, now: datetime) -> OrderView:
+    """Build the engine's read-only view of the order: window, technician, route, free slots."""
+    rules = settings.rules
+    slots = free_slots(session, region=order.region, after=now,
+                       until=now + timedelta(days=rules.offer_horizon_days), limit=200)
+    return OrderView(
+        number=order.number,
+        status=order.status,
+        timezone=order.timezone,
+        window_start=order.window_start,
+        window_end=order.window_end,
+        technician_name=order.technician.name if order.technician else None,
+        code_word=order.technician.code_word if order.technician else None,
+        prediction=predict_for_order(session, order=order, settings=settings, now=now),
+        status_reason=order.status_reason,
+        moves=order.moves,
+        slot_id=order.slot_id,
+        arrived_at=order.arrived_at,
+        finished_at=order.finished_at,
+        monthly_fee_cents=order.monthly_fee_cents,
+        free_slots=tuple(SlotView(s.id, s.start, s.end) for s in slots),
+    )
+
+
+def predict_for_order(
+    session: Session, *, order: Order, settings: Settings, now: datetime
+) -> Prediction | None:
+    """Return the expected arrival of the order's technician, when one is known."""
+    route = route_of_order(session, order_id=order.id)
+    stop = stops = None
+    if route is not None:
+        stops = len(route.stops)
+        stop = next(i for i, (s, _) in enumerate(route.stops, 1) if s.order_id == order.id)
+    if order.eta is None or order.status not in ("scheduled", "en_route"):
+        return None
+    half = timedelta(minutes=settings.prediction.window_min_half_minutes)
+    return Prediction(eta=order.eta, window_start=order.eta - half, window_end=order.eta + half,
+                      stop=stop, stops=stops)

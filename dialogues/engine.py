@@ -1,4 +1,4 @@
-"""The dialogue engine: (conversation, input, order, now) -> (replies, new conversation, commands)."""
+"""The dialogue engine: (conversation, input, order, now) -> (replies, conversation, commands)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class Context:
     now: datetime
     rules: Rules
     t: Texts
+    texts_for: TextsFor
     kind: str
     argument: str = ""  # the payload's or number's value, when the kind has one
 
@@ -117,21 +118,21 @@ def step(
     kind, argument = kind_of(incoming)
     if kind == "menu":
         kind = MENU_KINDS.get(argument, "forged")
+    before = conversation.language
     conversation = replace(conversation, language=language)
     if isinstance(incoming, TextMessage):
         conversation = conversation.remember("customer", incoming.text)
-    ctx = Context(conversation, incoming, order, now, rules, texts_for(language), kind, argument)
+    ctx = Context(conversation, incoming, order, now, rules, texts_for(language), texts_for,
+                  kind, argument)
     handler = TRANSITIONS.get(conversation.state, {}).get(kind) or INTENTS.get(kind, not_understood)
     result = handler(ctx)
     new = replace(result.conversation, last_activity=now)
     for reply in result.replies:
         new = new.remember("bot", reply.text)
     commands = result.commands
-    if language != (conversation.data.get("stored_language") or conversation.language) or (
-            conversation.data.get("stored_language") is None):
-        new = new.with_state(new.state, stored_language=new.language)
-        if conversation.data.get("stored_language") not in (None, new.language):
-            commands = (*commands, SetLanguage(new.language))
+    # The chat's language (used for pushes) follows the conversation's.
+    if new.language != before and not any(isinstance(c, SetLanguage) for c in commands):
+        commands = (*commands, SetLanguage(new.language))
     return Step(result.replies, new, commands)
 
 
@@ -551,7 +552,7 @@ def number_outside_offer(ctx: Context) -> Step:
 # Language and notifications -------------------------------------------------------------------
 
 
-def change_language(ctx: Context, texts_for: TextsFor | None = None) -> Step:
+def change_language(ctx: Context) -> Step:
     """Switch to the language the customer named, or offer the five."""
     target = (ctx.incoming.parsed.entity("language")
               if isinstance(ctx.incoming, TextMessage) else None)
@@ -571,17 +572,12 @@ def language_button(ctx: Context) -> Step:
 
 
 def _switch_language(ctx: Context, language: str) -> Step:
-    t = replace(ctx.t, language=language, catalog=_catalog_of(ctx, language))
-    new = replace(ctx.conversation, language=language)
-    return Step((Reply(t("From now on I will write in English."),
-                       Context(new, ctx.incoming, ctx.order, ctx.now, ctx.rules, t,
-                               ctx.kind).menu()),),
-                new.with_state(State.IDLE), (SetLanguage(language),))
-
-
-def _catalog_of(ctx: Context, language: str) -> object:
-    loader = ctx.conversation.data.get("_catalogs")
-    return loader(language) if callable(loader) else ctx.t.catalog
+    switched = replace(ctx, conversation=replace(ctx.conversation, language=language),
+                       t=ctx.texts_for(language))
+    return switched.step(Reply(switched.t(
+        # NOTE: translators name their own language here ("… auf Deutsch", "… по-русски").
+        "From now on I will write in English."),
+                               switched.menu()), commands=(SetLanguage(language),))
 
 
 def stop_notifications(ctx: Context) -> Step:

@@ -167,7 +167,9 @@ class SetNotifications:
     enabled: bool
 
 
-Command = BookSlot | CancelVisit | SaveNote | OpenTicket | SaveRating | SetLanguage | SetNotifications
+Command = (
+    BookSlot | CancelVisit | SaveNote | OpenTicket | SaveRating | SetLanguage | SetNotifications
+)
 
 
 # The conversation ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _script(char: str) -> str | None:
 
 
 class LanguageIdentifier:
-    """Tell de, en, tr, ru and ar apart; keep the conversation's language unless it clearly changed."""
+    """Tell the five languages apart; keep the conversation's unless it clearly changed."""
 
     @cached_property
     def _detector(self) -> LanguageDetector:

@@ -168,3 +168,8 @@ def save_conversation(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConversationConflict(chat_key)
     return expected_version + 1
+
+
+def delete_conversation(session: Session, *, chat_key: str) -> None:
+    """Forget the chat's dialogue state (the chat and its link stay)."""
+    session.execute(delete(Conversation).where(Conversation.chat_key == chat_key))

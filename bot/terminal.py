@@ -1,0 +1,93 @@
+"""The terminal channel: be the customer of an order, line by line (`techbot chat`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import IO
+
+from bot.services import Services
+from bot.turns import chat_state, handle
+from dialogues.model import Button, ButtonPress, Incoming, Reply, TextMessage
+from nlu.client import NluClient
+from storage.chats import delete_conversation, ensure_chat, link_chat, save_conversation
+from storage.db import transaction
+from storage.errors import OrderNotFound
+from storage.orders import require_order
+
+
+def render(reply: Reply) -> str:
+    """Print a reply the way the terminal shows it: text, then numbered buttons."""
+    lines = [reply.text]
+    lines += [f"[{i}] {button.title}" for i, button in enumerate(reply.flat_buttons, 1)]
+    return "\n".join(lines)
+
+
+def link_terminal(services: Services, *, order_number: str, language: str | None) -> tuple[
+        str, int, str]:
+    """Bind a terminal chat to the order; return its key, the order id and the language."""
+    chat_key = f"term:{order_number}"
+    with transaction(services.sessions) as session:
+        order = require_order(session, number=order_number)
+        chat = ensure_chat(session, chat_key=chat_key, telegram_chat_id=None,
+                           now=services.clock())
+        link_chat(session, chat=chat, order=order)
+        chosen = language or order.customer.language
+        chat.language = chosen
+        if language is not None:
+            # A language given on the command line starts a fresh conversation in it.
+            delete_conversation(session, chat_key=chat_key)
+            save_conversation(session, chat_key=chat_key, state="idle", language=chosen,
+                              data={}, now=services.clock(), expected_version=None)
+        return chat_key, order.id, chosen
+
+
+async def chat_loop(
+    services: Services,
+    client: NluClient,
+    *,
+    order_number: str,
+    language: str | None,
+    lines: IO[str],
+    write: Callable[[str], None],
+) -> int:
+    """Read the customer's lines, answer each, until the input ends."""
+    try:
+        chat_key, order_id, chosen = link_terminal(services, order_number=order_number,
+                                                   language=language)
+    except OrderNotFound:
+        write(f"techbot: there is no order {order_number} (try `techbot seed demo`)")
+        return 2
+    buttons: list[Button] = []
+    interactive = lines.isatty()
+    while True:
+        if interactive:
+            write("you> ")
+        line = lines.readline()
+        if not line:
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        incoming: Incoming
+        if text.isdigit() and 1 <= int(text) <= len(buttons):
+            pressed = buttons[int(text) - 1]
+            write(f"  (pressed: {pressed.title})")
+            incoming = ButtonPress(pressed.payload)
+        else:
+            state = chat_state(services, chat_key=chat_key)
+            parsed = await client.parse(text, current_language=state.language or chosen)
+            incoming = TextMessage(text, parsed)
+        replies = await handle(services, chat_key=chat_key, order_id=order_id,
+                               incoming=incoming, fallback_language=chosen)
+        for reply in replies:
+            write("bot> " + render(reply).replace("\n", "\n     "))
+        with_buttons = [r for r in replies if r.buttons]
+        buttons = with_buttons[-1].flat_buttons if with_buttons else []
+
+
+def stdout_writer(text: str) -> None:
+    """Print to the terminal at once (piped output too)."""
+    end = "" if text.endswith("> ") else "\n"
+    sys.stdout.write(text + end)
+    sys.stdout.flush()

@@ -1,0 +1,171 @@
+"""One turn of a chat: parse, run the dialogue engine, carry out its commands, store the state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.services import Services
+from bot.views import order_view
+from dialogues.engine import step
+from dialogues.model import (
+    BookSlot,
+    CancelVisit,
+    Command,
+    CommandFailed,
+    Conversation,
+    Incoming,
+    OpenTicket,
+    OrderView,
+    Reply,
+    Rules,
+    SaveNote,
+    SaveRating,
+    SetLanguage,
+    SetNotifications,
+    State,
+    Step,
+)
+from dialogues.texts import Texts
+from locales import LANGUAGES, load_catalog
+from storage.chats import get_chat, load_conversation, save_conversation, set_notifications
+from storage.db import transaction
+from storage.errors import ConversationConflict, SlotNotFound, SlotTaken
+from storage.models import Chat, Order
+from storage.orders import cancel_order, get_order_by_id
+from storage.records import add_note, add_rating, open_ticket
+from storage.slots import book_slot
+
+log = logging.getLogger(__name__)
+SAVE_ATTEMPTS = 3  # another worker may save the same conversation between our read and write
+
+
+def rules_of(services: Services) -> Rules:
+    """Turn the operator's settings into the engine's rules."""
+    rules = services.settings.rules
+    return Rules(
+        reschedule_cutoff=timedelta(hours=rules.reschedule_cutoff_hours),
+        max_moves=rules.max_moves_per_order,
+        offer_slots=rules.offer_slots,
+        offer_validity=timedelta(minutes=rules.offer_validity_minutes),
+        idle_reset=timedelta(hours=rules.conversation_idle_hours),
+    )
+
+
+def texts_factory(timezone: str) -> Callable[[str], Texts]:
+    """Return a function that gives the texts of a language, in the visit's time zone."""
+    def texts_for(language: str) -> Texts:
+        language = language if language in LANGUAGES else "de"
+        return Texts(language, load_catalog(language), timezone)
+    return texts_for
+
+
+@dataclass(frozen=True)
+class ChatState:
+    """What a turn needs to know before parsing: the order and the language so far."""
+
+    order_id: int | None
+    language: str | None
+
+
+def chat_state(services: Services, *, chat_key: str) -> ChatState:
+    """Read the chat's order and the conversation's language (a short read, before the NLU)."""
+    with transaction(services.sessions) as session:
+        chat = get_chat(session, chat_key=chat_key)
+        conversation = load_conversation(session, chat_key=chat_key)
+        language = conversation.language if conversation else (chat.language if chat else None)
+        return ChatState(chat.order_id if chat else None, language)
+
+
+def _conversation_of(session: Session, chat_key: str, fallback_language: str
+                     ) -> tuple[Conversation, int | None]:
+    stored = load_conversation(session, chat_key=chat_key)
+    if stored is None:
+        return Conversation(language=fallback_language), None
+    try:
+        state = State(stored.state)
+    except ValueError:  # a state from an older version of the engine
+        state = State.IDLE
+    return Conversation(state=state, language=stored.language, data=dict(stored.data),
+                        last_activity=stored.last_activity), stored.version
+
+
+def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat | None,
+               now: datetime) -> None:
+    """Do what the engine asked, through storage; raise SlotTaken when the booking lost."""
+    match command:
+        case BookSlot(slot_id):
+            book_slot(session, order_id=order.id, slot_id=slot_id, changed_by="customer",
+                      reason="moved by the customer in the chat", now=now)
+        case CancelVisit(reason):
+            cancel_order(session, order=order, changed_by="customer", reason=reason, now=now)
+        case SaveNote(text):
+            add_note(session, order_id=order.id, text=text, now=now)
+        case OpenTicket(kind, transcript):
+            open_ticket(session, order_id=order.id, kind=kind, transcript=transcript, now=now)
+        case SaveRating(stars, text):
+            add_rating(session, order_id=order.id, stars=stars, text=text, now=now)
+        case SetLanguage(language):
+            if chat is not None:
+                chat.language = language
+        case SetNotifications(enabled):
+            if chat is not None:
+                set_notifications(session, chat=chat, enabled=enabled)
+
+
+def run_turn(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
+             fallback_language: str) -> tuple[Reply, ...]:
+    """Run one engine step in one transaction, carrying out its commands; return the replies."""
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            return _run_turn_once(services, chat_key, order_id, incoming, fallback_language)
+        except ConversationConflict:
+            log.info("conversation saved by another worker; retrying (%d)", attempt + 1)
+    raise ConversationConflict(chat_key)
+
+
+def _run_turn_once(services: Services, chat_key: str, order_id: int, incoming: Incoming,
+                   fallback_language: str) -> tuple[Reply, ...]:
+    rules = rules_of(services)
+    with transaction(services.sessions) as session:
+        now = services.clock()
+        order = get_order_by_id(session, order_id=order_id)
+        if order is None:
+            raise LookupError("the chat's order no longer exists")
+        chat = get_chat(session, chat_key=chat_key)
+        conversation, version = _conversation_of(session, chat_key, fallback_language)
+        view = order_view(session, order=order, settings=services.settings, now=now)
+        decide = partial(step, rules=rules, texts_for=texts_factory(order.timezone))
+        result = decide(conversation, incoming, view, now)
+        result = _apply(session, result, decide, conversation, view, order, chat, now, services)
+        save_conversation(session, chat_key=chat_key, state=result.conversation.state,
+                          language=result.conversation.language,
+                          data=result.conversation.data, now=now, expected_version=version)
+        return result.replies
+
+
+def _apply(session: Session, result: Step, decide: Callable[..., Step],
+           conversation: Conversation, view: OrderView, order: Order, chat: Chat | None,
+           now: datetime, services: Services) -> Step:
+    """Carry out the step's commands; when one fails, ask the engine again with the outcome."""
+    for command in result.commands:
+        try:
+            with session.begin_nested():
+                _carry_out(session, command, order=order, chat=chat, now=now)
+        except (SlotTaken, SlotNotFound):
+            fresh = order_view(session, order=order, settings=services.settings, now=now)
+            return decide(conversation, CommandFailed(command, "slot_taken"), fresh, now)
+    return result
+
+
+async def handle(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
+                 fallback_language: str) -> tuple[Reply, ...]:
+    """Run a turn off the event loop (the database calls block)."""
+    return await run_in_threadpool(run_turn, services, chat_key=chat_key, order_id=order_id,
+                                   incoming=incoming, fallback_language=fallback_language)
