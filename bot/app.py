@@ -10,8 +10,8 @@ from contextlib import AsyncExitStack
 import uvicorn
 
 from bot.api import build_api
-from bot.services import Services
 from bot.metrics import NluMetrics
+from bot.services import Services
 from bot.settings import Settings
 from bot.terminal import chat_loop, stdout_writer
 from nlu.client import NluClient

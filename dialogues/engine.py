@@ -496,7 +496,7 @@ def compensation(ctx: Context) -> Step:
     amount = max(1000, fee * 20 // 100) if fee else 1000
     lines = [t("If a technician misses an agreed appointment, the law (§ 58 (4) TKG, since "
                "December 2021) entitles you to compensation for each missed appointment: "
-               "€10 or 20 % of your monthly fee, whichever is higher.")]
+               "€10 or 20 percent of your monthly fee, whichever is higher.")]
     if order.status == "no_show" or missed(order, ctx.now):
         lines.append(t("Your appointment was missed, so I have opened a claim for you "
                        "({amount}). It will be credited to your next bill.",

@@ -126,12 +126,15 @@ def _parse_day(text: str, language: str, local_now: datetime) -> date | None:
                       "RELATIVE_BASE": local_now.replace(tzinfo=None),
                       "REQUIRE_PARTS": [], "STRICT_PARSING": False},
         )
-    for phrase, moment in found or []:
-        if phrase.strip().isdigit():
-            continue  # a lone number is a pick from the list, not the n-th of the month
-        if moment.date() >= local_now.date():
-            return moment.date()
-    return None
+    # A lone number is a pick from the list, not the n-th of the month; a two-letter match is
+    # a word like "we" that dateparser takes for "Wednesday". The longest phrase wins.
+    candidates = sorted(
+        ((phrase.strip(), moment) for phrase, moment in found or []
+         if len(phrase.strip()) > 2 and not phrase.strip().isdigit()
+         and moment.date() >= local_now.date()),
+        key=lambda pair: -len(pair[0]),
+    )
+    return candidates[0][1].date() if candidates else None
 
 
 ORDINAL_WORDS: dict[str, dict[str, int]] = {

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from nlu.client import NluClient, Parsed
+from nlu.client import NluClient
 from nlu.project import NLU_DIR, PROJECT_ROOT, RasaServer, cache_dir, load_examples, train
+from nlu.types import Parsed
 
 PARSE_CONCURRENCY = 16
 

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlu.client import NluClient, Parsed
+from nlu.client import NluClient
 from nlu.project import (
     LANGUAGES,
     Example,
@@ -23,6 +23,7 @@ from nlu.project import (
     rasa_executable,
     write_training_data,
 )
+from nlu.types import Parsed
 
 
 @dataclass

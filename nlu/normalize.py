@@ -41,7 +41,7 @@ def _is_latin(char: str) -> bool:
 
 
 def _fold_latin(text: str) -> str:
-    out = []
+    out: list[str] = []
     for char in unicodedata.normalize("NFD", text):
         if unicodedata.combining(char) and out and _is_latin(out[-1]):
             continue  # drop accents on Latin letters only: Cyrillic "й" keeps its breve

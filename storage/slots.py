@@ -42,12 +42,13 @@ def put_capacity(
             slot.capacity = slot.booked
     result = []
     for key, fields in wanted.items():
-        slot = existing.get(key)
-        if slot is None:
+        found = existing.get(key)
+        if found is None:
             slot = CapacitySlot(region=region, day=day, start=fields.start, end=fields.end,
                                 capacity=fields.capacity, booked=0)
             session.add(slot)
         else:
+            slot = found
             slot.capacity = fields.capacity
         result.append(slot)
     session.flush()
@@ -101,7 +102,7 @@ def book_slot(
             return order
         old_slot_id = order.slot_id
         # Touch the slot rows in id order so two moves in opposite directions cannot deadlock.
-        for touched in sorted({slot_id, old_slot_id} - {None}):
+        for touched in sorted({slot_id} | ({old_slot_id} if old_slot_id is not None else set())):
             if touched == slot_id:
                 _take_place(session, slot_id=slot_id, now=now)
             else:

@@ -1,6 +1,7 @@
 """Alembic environment: migrate the database named in the Alembic config's URL."""
 
 from alembic import context
+from sqlalchemy import Connection
 
 from storage.db import make_engine
 from storage.models import Base
@@ -20,7 +21,7 @@ def run_migrations() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

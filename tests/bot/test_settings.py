@@ -65,7 +65,7 @@ def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None
 def test_a_missing_or_broken_config_file_is_named(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     monkeypatch.setenv("TECHBOT_CONFIG", str(tmp_path / "absent.yml"))
-    with pytest.raises(SettingsError, match="absent.yml"):
+    with pytest.raises(SettingsError, match=r"absent\.yml"):
         load_settings()
     broken = tmp_path / "broken.yml"
     broken.write_text("rules: [unclosed\n")
