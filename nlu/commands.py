@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from nlu.client import NluClient
-from nlu.project import NLU_DIR, PROJECT_ROOT, RasaServer, cache_dir, load_examples, train
+from nlu.project import NLU_DIR, PROJECT_ROOT, RasaServer, cache_dir, train
+from nlu.training_data import load_examples
 from nlu.types import Parsed
 
 PARSE_CONCURRENCY = 16

@@ -13,16 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlu.client import NluClient
-from nlu.project import (
-    LANGUAGES,
-    Example,
-    _rasa_env,
-    cache_dir,
-    load_examples,
-    model_hash,
-    rasa_executable,
-    write_training_data,
-)
+from nlu.project import _rasa_env, cache_dir, model_hash, rasa_executable
+from nlu.training_data import LANGUAGES, Example, load_examples, write_training_data
 from nlu.types import Parsed
 
 

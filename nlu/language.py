@@ -20,7 +20,8 @@ _TURKISH_ONLY = set("ğĞşŞıİ")
 # Below this many letters a message ("ok", "2", "👍", "jo") says nothing about its language.
 MIN_LETTERS = 4
 # Switching away from the conversation's language needs this much confidence in another one.
-SWITCH_CONFIDENCE = 0.9
+SWITCH_CONFIDENCE = 0.85
+SWITCH_WORDS = 3
 
 
 def _script(char: str) -> str | None:
@@ -87,7 +88,8 @@ class LanguageIdentifier:
         if prior is None or best == prior:
             return best
         words = len([w for w in text.split() if any(c.isalpha() for c in w)])
-        # One foreign word ("sorry", "ok danke") is no switch; a sentence in another language is.
-        if words >= 2 and scores[best] >= SWITCH_CONFIDENCE and scores.get(prior, 0) < 0.05:
+        # One or two foreign words ("sorry", "yes please") are no switch; a sentence is.
+        if (words >= SWITCH_WORDS and scores[best] >= SWITCH_CONFIDENCE
+                and scores.get(prior, 0) <= 0.1):
             return best
         return prior

@@ -5,36 +5,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 
-from nlu.normalize import normalize_training_example
+from nlu.training_data import (
+    HeldOutLeak,
+    check_held_out,
+    data_files,
+    load_examples,
+    write_training_data,
+)
 
 log = logging.getLogger(__name__)
 
 NLU_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = NLU_DIR.parent
-LANGUAGES = ("de", "en", "tr", "ru", "ar")
 RASA_VENV = PROJECT_ROOT / ".rasa-venv"
 # Everything the trained model depends on; a change to any of them means a new model.
 MODEL_INPUTS = (
     "nlu/config.yml",
     "nlu/regex.yml",
     "nlu/normalize.py",
-    "nlu/project.py",
+    "nlu/training_data.py",
     "nlu/requirements-rasa.lock",
 )
-_ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))")
 
 
 class NluSetupError(Exception):
@@ -47,11 +48,6 @@ def cache_dir() -> Path:
     if base:
         return Path(base)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "techbot"
-
-
-def data_files(folder: str = "data") -> list[Path]:
-    """Return the training (or test) files, one folder per language."""
-    return sorted((NLU_DIR / folder).glob("*/*.yml"))
 
 
 def model_hash(config: Path | None = None) -> str:
@@ -80,69 +76,6 @@ def rasa_executable() -> Path:
     return rasa
 
 
-@dataclass(frozen=True)
-class Example:
-    """One labelled message of the training or test data."""
-
-    language: str
-    intent: str
-    text: str  # with entity annotations, as written
-
-    @property
-    def plain(self) -> str:
-        """Return the text without annotation markup."""
-        return _ANNOTATION.sub(lambda m: m.group(1), self.text)
-
-
-def load_examples(folder: str = "data") -> list[Example]:
-    """Read every example of the training data (or of `nlu/tests` with folder="tests")."""
-    paths = data_files(folder) if folder == "data" else sorted((NLU_DIR / folder).glob("*.yml"))
-    examples = []
-    for path in paths:
-        language = path.parent.name if folder == "data" else path.stem
-        for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-            for line in item["examples"].splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    examples.append(Example(language, item["intent"], line[2:].strip()))
-    return examples
-
-
-def check_held_out(train: list[Example], test: list[Example]) -> None:
-    """Refuse training data that contains a held-out test message (after normalisation)."""
-    from nlu.normalize import normalize
-
-    held_out = {normalize(e.plain) for e in test}
-    leaked = sorted({e.plain for e in train if normalize(e.plain) in held_out})
-    if leaked:
-        raise NluSetupError(
-            f"{len(leaked)} training examples are also in nlu/tests (held out): "
-            + "; ".join(leaked[:5])
-        )
-
-
-def write_training_data(out_dir: Path, examples: list[Example]) -> None:
-    """Write normalised examples as one Rasa NLU file per language, plus the regexes."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for language in LANGUAGES:
-        by_intent: dict[str, list[str]] = {}
-        seen: set[str] = set()
-        for example in examples:
-            if example.language != language:
-                continue
-            text = normalize_training_example(example.text)
-            if not text or text in seen:
-                continue
-            seen.add(text)
-            by_intent.setdefault(example.intent, []).append(text)
-        lines = ['version: "3.1"', "nlu:"]
-        for intent, texts in by_intent.items():
-            lines += [f"- intent: {intent}", "  examples: |"]
-            lines += [f"    - {text}" for text in texts]
-        (out_dir / f"{language}.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    shutil.copy(NLU_DIR / "regex.yml", out_dir / "regex.yml")
-
-
 def train(*, force: bool = False, config: Path | None = None) -> Path:
     """Train the model unless one for the same data and config exists; return its path."""
     # A candidate pipeline under evaluation gets its own name, never the served model's.
@@ -153,18 +86,28 @@ def train(*, force: bool = False, config: Path | None = None) -> Path:
         return target
     rasa = rasa_executable()
     train_examples = load_examples("data")
-    check_held_out(train_examples, load_examples("tests"))
+    try:
+        check_held_out(train_examples, load_examples("tests"))
+    except HeldOutLeak as exc:
+        raise NluSetupError(str(exc)) from None
     build = cache_dir() / "build" / model_hash()
     shutil.rmtree(build, ignore_errors=True)
     write_training_data(build / "data", train_examples)
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
-        [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
-         "--nlu", str(build / "data"), "--out", str(target.parent),
-         "--fixed-model-name", target.name.removesuffix(".tar.gz")],
-        check=True, cwd=build, env=_rasa_env(),
-    )
+    log_path = cache_dir() / "logs" / f"train-{target.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("training the NLU model (about two minutes); log: %s", log_path)
+    with log_path.open("wb") as out:
+        finished = subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
+            [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
+             "--nlu", str(build / "data"), "--out", str(target.parent),
+             "--fixed-model-name", target.name.removesuffix(".tar.gz")],
+            cwd=build, env=_rasa_env(), stdout=out, stderr=subprocess.STDOUT, check=False,
+        )
+    if finished.returncode != 0 or not target.exists():
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise NluSetupError(f"training failed (log {log_path}):\n{tail}")
     log.info("trained %s in %.0f s", target.name, time.monotonic() - started)
     return target
 
