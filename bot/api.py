@@ -51,7 +51,12 @@ def authorised(
 OrderChanged = Callable[[int], Awaitable[None]]
 
 
-def build_api(services: Services, *, on_order_changed: OrderChanged | None = None) -> FastAPI:
+def build_api(
+    services: Services,
+    *,
+    on_order_changed: OrderChanged | None = None,
+    webhook: Callable[[Request], Awaitable[Response]] | None = None,
+) -> FastAPI:
     """Build the FastAPI application of the ops API."""
     token = services.settings.require_api_token().encode()
     app = FastAPI(
@@ -229,6 +234,10 @@ def build_api(services: Services, *, on_order_changed: OrderChanged | None = Non
                 "slots": await run_in_threadpool(work)}
 
     app.include_router(api)
+    if webhook is not None:
+        # Telegram posts here; the handler checks the secret token itself (403 otherwise).
+        app.add_api_route("/telegram/webhook", webhook, methods=["POST"],
+                          include_in_schema=False)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from telegram.request import BaseRequest
 
 from bot.api import build_api
 from bot.metrics import NluMetrics
 from bot.services import Services
 from bot.settings import Settings
+from bot.telegram import TelegramBot
 from bot.terminal import chat_loop, stdout_writer
 from nlu.client import NluClient
-from nlu.commands import nlu_endpoint
-from nlu.project import train
+from nlu.commands import free_port, nlu_endpoint
+from nlu.project import RasaServer, train
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 
@@ -33,20 +39,57 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings=settings, engine=engine, sessions=make_session_factory(engine))
 
 
-async def serve(settings: Settings) -> None:
-    """Run the ops API (and, when configured, Telegram) until interrupted."""
+@dataclass
+class Running:
+    """A started service: its parts, for `techbot run`, the tests and the benchmarks."""
+
+    services: Services
+    api: FastAPI
+    nlu: NluClient
+    telegram: TelegramBot | None
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings, *, telegram_request: BaseRequest | None = None
+) -> AsyncIterator[Running]:
+    """Start NLU client, Telegram and the ops API app; stop them all on exit."""
     settings.require_api_token()
+    if settings.telegram_enabled and settings.telegram.mode == "webhook":
+        settings.require_webhook_secret()
     services = build_services(settings)
     async with AsyncExitStack() as stack:
         stack.callback(services.engine.dispose)
-        app = build_api(services)
-        if not settings.telegram_enabled:
+        url = settings.nlu.url
+        if not url:
+            await run_in_threadpool(train)
+            server = RasaServer(port=free_port(settings.nlu.local_port))
+            await run_in_threadpool(server.start)
+            stack.callback(server.stop)
+            url = server.url
+        client = _nlu_client(services, url)
+        stack.push_async_callback(client.close)
+        telegram = None
+        if settings.telegram_enabled:
+            telegram = TelegramBot(services, client, request=telegram_request)
+        else:
             log.warning("Telegram is off: TECHBOT_TELEGRAM__TOKEN is not set; "
                         "serving the ops API alone")
-        config = uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
-                                log_level="info", lifespan="off")
-        server = uvicorn.Server(config)
-        await server.serve()
+        webhook = telegram.webhook if telegram and settings.telegram.mode == "webhook" else None
+        api = build_api(services, webhook=webhook)
+        if telegram is not None:
+            await telegram.start()
+            stack.push_async_callback(telegram.stop)
+        yield Running(services, api, client, telegram)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the whole service until interrupted."""
+    async with running_service(settings) as running:
+        config = uvicorn.Config(running.api, host=settings.api.host, port=settings.api.port,
+                                log_level="warning", lifespan="off")
+        log.info("ops API on http://%s:%s", settings.api.host, settings.api.port)
+        await uvicorn.Server(config).serve()
 
 
 def run(settings: Settings) -> None:

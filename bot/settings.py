@@ -46,6 +46,7 @@ class TelegramSettings(BaseModel):
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
     live_location: bool = False
+    poll_interval_seconds: float = Field(0.0, ge=0)  # Telegram long-polls; emulators do not
     link_token_ttl_hours: int = Field(72, ge=1)
     identify_max_failures: int = Field(5, ge=1)
 

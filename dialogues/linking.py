@@ -95,3 +95,23 @@ def commands_help(t: Texts) -> list[tuple[str, str]]:
             ("language", t("Change the language")),
             ("delete", t("Delete this chat's data")),
             ("help", t("What I can do"))]
+
+
+def messages_on(t: Texts) -> Reply:
+    """Pushes are on (again)."""
+    return Reply(t("Messages are on again: I will tell you when your technician is on the way or "
+                   "anything changes."))
+
+
+def messages_off(t: Texts) -> Reply:
+    """Pushes are off, except a cancellation."""
+    return Reply(t("I will not send you any more messages, except if your visit is cancelled. "
+                   "To turn them on again, send /start or tap the button."),
+                 ((Button(t("Turn messages on again"), "m:notify_on"),),))
+
+
+def offer_expired(t: Texts) -> Reply:
+    """A button from an old message."""
+    return Reply(t("This offer has expired. Here is what I can do now:"),
+                 ((Button(t("When is the technician coming?"), "m:status"),),
+                  (Button(t("Help"), "m:help"),)))

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from nlu.commands import free_port
+from nlu.project import RASA_VENV, RasaServer, model_path
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
@@ -92,3 +94,14 @@ def engine(db_url: str) -> Iterator[Engine]:
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Return a session factory on the test database."""
     return make_session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def rasa_server() -> Iterator[RasaServer]:
+    """Start the real Rasa server once for the session (`make test` trains the model first)."""
+    if not (RASA_VENV / "bin" / "rasa").exists() or not model_path().exists():
+        pytest.skip("no Rasa environment or trained model: run `make model` (make test does)")
+    server = RasaServer(port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,318 @@
+"""The Telegram edge: updates in, plain values to the dialogue, replies out as messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot import chats
+from bot.services import Services
+from bot.turns import chat_state, handle, texts_factory
+from dialogues import linking
+from dialogues.model import ButtonPress, Reply, TextMessage
+from nlu.client import NluClient
+from storage.chats import mark_unreachable
+from storage.db import transaction
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+WEBHOOK_PATH = "/telegram/webhook"
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """Turn the reply's buttons into an inline keyboard (the only place that knows one)."""
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.title, callback_data=b.payload)
+                                  for b in row] for row in reply.buttons])
+
+
+@dataclass
+class ChatLocks:
+    """One lock per chat: updates of a chat run in order, different chats concurrently."""
+
+    _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    _users: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    @asynccontextmanager
+    async def hold(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold the chat's lock; forget it when nobody waits (no growth with chats ever seen)."""
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._users[chat_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[chat_id] -= 1
+            if self._users[chat_id] == 0:
+                del self._users[chat_id]
+                self._locks.pop(chat_id, None)
+
+
+class TelegramBot:
+    """The python-telegram-bot application, wired to the dialogue."""
+
+    def __init__(self, services: Services, nlu: NluClient, *,
+                 request: BaseRequest | None = None) -> None:
+        self.services = services
+        self.nlu = nlu
+        self.locks = ChatLocks()
+        settings = services.settings.telegram
+        # Updates of different chats run concurrently; ChatLocks keeps each chat in order.
+        builder = (ApplicationBuilder().token(settings.token.get_secret_value())
+                   .concurrent_updates(256).rate_limiter(AIORateLimiter(max_retries=3)))
+        if settings.mode == "webhook":
+            builder = builder.updater(None)
+        if settings.base_url:
+            base = settings.base_url.rstrip("/")
+            builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+        if request is not None:
+            builder = builder.request(request).get_updates_request(request)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self._register()
+
+    def _register(self) -> None:
+        app = self.application
+        private = filters.ChatType.PRIVATE
+        app.add_handler(CommandHandler("start", self._guard(self.on_start), filters=private))
+        app.add_handler(CommandHandler("stop", self._guard(self.on_stop), filters=private))
+        app.add_handler(CommandHandler("delete", self._guard(self.on_delete), filters=private))
+        app.add_handler(CommandHandler("language", self._guard(self.on_language),
+                                       filters=private))
+        app.add_handler(CommandHandler("help", self._guard(self.on_help), filters=private))
+        app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND,
+                                       self._guard(self.on_text)))
+        app.add_handler(CallbackQueryHandler(self._guard(self.on_button)))
+        app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+                                       self._guard(self.on_other)))
+        app.add_handler(MessageHandler(~private & (filters.TEXT | filters.COMMAND),
+                                       self._guard(self.on_group)))
+        app.add_error_handler(self.on_error)
+
+    def _guard(self, handler: Handler) -> Handler:
+        """Run the handler under the chat's lock and count the update."""
+
+        async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            chat = update.effective_chat
+            if chat is None:
+                return
+            started = asyncio.get_running_loop().time()
+            async with self.locks.hold(chat.id):
+                await handler(update, context)
+            self.services.metrics.updates.labels(handler.__name__).inc()
+            self.services.metrics.reply_seconds.observe(
+                asyncio.get_running_loop().time() - started)
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+    # Handlers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(update: Update) -> str:
+        assert update.effective_chat is not None
+        return f"tg:{update.effective_chat.id}"
+
+    @staticmethod
+    def _hint(update: Update) -> str | None:
+        user = update.effective_user
+        return (user.language_code or "")[:2] if user and user.language_code else None
+
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Link the chat with a deep-link token, or greet an already linked chat."""
+        token = context.args[0] if context.args else None
+        assert update.effective_chat is not None
+        replies = await run_in_threadpool(
+            chats.start, self.services, chat_key=self._key(update),
+            telegram_chat_id=update.effective_chat.id, token=token, language=self._hint(update))
+        await self.send(update.effective_chat.id, replies)
+
+    async def on_stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Turn pushes off."""
+        assert update.effective_chat is not None
+        replies = await run_in_threadpool(chats.stop, self.services, chat_key=self._key(update))
+        await self.send(update.effective_chat.id, replies)
+
+    async def on_delete(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Ask before forgetting the chat."""
+        assert update.effective_chat is not None
+        replies = await run_in_threadpool(chats.ask_delete, self.services,
+                                          chat_key=self._key(update))
+        await self.send(update.effective_chat.id, replies)
+
+    async def on_language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Offer the five languages (as the dialogue's language button)."""
+        await self._dialogue(update, ButtonPress("m:language"))
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Say what the bot can do."""
+        await self._dialogue(update, ButtonPress("m:help"))
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Free text: through the NLU to the dialogue, or identification when unlinked."""
+        assert update.effective_message is not None and update.effective_chat is not None
+        text = update.effective_message.text or ""
+        state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
+        if state.order_id is None:
+            replies = await run_in_threadpool(
+                chats.identify, self.services, chat_key=self._key(update),
+                telegram_chat_id=update.effective_chat.id, text=text, language=self._hint(update))
+            await self.send(update.effective_chat.id, replies)
+            return
+        parsed = await self.nlu.parse(text, current_language=state.language,
+                                      hint=self._hint(update))
+        await self._dialogue(update, TextMessage(text, parsed), state.order_id)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button: checked against the server-side offer; the pressed keyboard goes away."""
+        query = update.callback_query
+        assert query is not None and update.effective_chat is not None
+        with suppress(TelegramError):
+            await query.answer()
+        data = (query.data or "")[:64]
+        key, chat_id = self._key(update), update.effective_chat.id
+        if data.startswith("o:"):
+            replies = await run_in_threadpool(chats.choose_order, self.services, chat_key=key,
+                                              number=data[2:])
+        elif data.startswith("d:"):
+            replies = await run_in_threadpool(chats.delete, self.services, chat_key=key,
+                                              confirmed=data == "d:yes")
+        else:
+            replies = None
+        if query.message is not None:
+            # A second tap on the same message then does nothing.
+            with suppress(TelegramError):
+                await query.edit_message_reply_markup(reply_markup=None)
+        if replies is not None:
+            await self.send(chat_id, replies)
+            return
+        await self._dialogue(update, ButtonPress(data))
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Photos, stickers, voice: the bot reads text only."""
+        assert update.effective_chat is not None
+        t = texts_factory("Europe/Berlin")(await self._language(update))
+        await self.send(update.effective_chat.id, [linking.only_text(t)])
+
+    async def on_group(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The bot was added to a group: it only works privately (and shows no order there)."""
+        assert update.effective_chat is not None
+        t = texts_factory("Europe/Berlin")(self._hint(update) or "de")
+        await self.send(update.effective_chat.id, [linking.private_only(t)])
+
+    async def _language(self, update: Update) -> str:
+        state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
+        return state.language or self._hint(update) or "de"
+
+    async def _dialogue(self, update: Update, incoming: TextMessage | ButtonPress,
+                        order_id: int | None = None) -> None:
+        assert update.effective_chat is not None
+        chat_id = update.effective_chat.id
+        if order_id is None:
+            state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
+            order_id = state.order_id
+        if order_id is None:
+            t = texts_factory("Europe/Berlin")(await self._language(update))
+            await self.send(chat_id, [linking.ask_for_order(t)])
+            return
+        replies = await handle(self.services, chat_key=self._key(update), order_id=order_id,
+                               incoming=incoming, fallback_language=self._hint(update) or "de")
+        await self.send(chat_id, replies)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log with the traceback and the update id; answer the customer in their language."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        self.services.metrics.errors.labels("telegram").inc()
+        log.error("error handling update %s: %s", update_id, type(context.error).__name__,
+                  exc_info=context.error)
+        if isinstance(update, Update) and update.effective_chat is not None:
+            with suppress(Exception):
+                t = texts_factory("Europe/Berlin")(await self._language(update))
+                await self.send(update.effective_chat.id, [linking.something_went_wrong(t)])
+
+    # Sending ------------------------------------------------------------------------------
+
+    async def send(self, chat_id: int, replies: list[Reply] | tuple[Reply, ...]) -> None:
+        """Send replies in order; a chat that blocked the bot is marked unreachable."""
+        for reply in replies:
+            try:
+                await self.application.bot.send_message(chat_id, reply.text,
+                                                        reply_markup=keyboard(reply))
+            except Forbidden:
+                log.info("chat %s blocked the bot; no more pushes to it", chat_id)
+                await run_in_threadpool(self._mark_unreachable, chat_id)
+                return
+            except RetryAfter:
+                raise  # the rate limiter already retried; let the error handler log it
+            except BadRequest:
+                log.warning("Telegram refused a message to chat %s", chat_id, exc_info=True)
+
+    def _mark_unreachable(self, chat_id: int) -> None:
+        with transaction(self.services.sessions) as session:
+            mark_unreachable(session, telegram_chat_id=chat_id)
+
+    # Running ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start polling, or register the webhook with its secret."""
+        settings = self.services.settings.telegram
+        await self.application.initialize()
+        await self.application.start()
+        with suppress(TelegramError):
+            t = texts_factory("Europe/Berlin")("de")
+            await self.application.bot.set_my_commands(linking.commands_help(t))
+        if settings.mode == "webhook":
+            secret = self.services.settings.require_webhook_secret()
+            await self.application.bot.set_webhook(
+                url=settings.webhook_url.rstrip("/") + WEBHOOK_PATH, secret_token=secret,
+                allowed_updates=Update.ALL_TYPES)
+            log.info("Telegram: webhook registered at %s", settings.webhook_url)
+        else:
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(
+                allowed_updates=Update.ALL_TYPES, poll_interval=settings.poll_interval_seconds)
+            log.info("Telegram: polling")
+
+    async def stop(self) -> None:
+        """Stop polling and the application."""
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def webhook(self, request: Request) -> Response:
+        """Take an update Telegram posted; refuse a request without the right secret."""
+        expected = self.services.settings.require_webhook_secret().encode()
+        given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
+        if not secrets.compare_digest(given, expected):
+            return JSONResponse({"detail": "wrong secret token"}, status_code=403)
+        try:
+            update = Update.de_json(await request.json(), self.application.bot)
+        except Exception:
+            return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
+        await self.application.update_queue.put(update)
+        return Response(status_code=200)
