@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from telegram.request import BaseRequest
 
@@ -124,9 +126,31 @@ def terminal_chat(settings: Settings, *, order_number: str, language: str | None
 
 
 def demo(settings: Settings, *, order_number: str, language: str | None) -> int:
-    """Run `techbot demo`: explain the demo, then chat as the customer of a demo order."""
+    """Run `techbot demo`: the terminal customer of a demo order; on Telegram too with a token."""
     print(DEMO_BANNER.format(order=order_number))
-    return terminal_chat(settings, order_number=order_number, language=language)
+    if not settings.telegram_enabled:
+        print("(Telegram is off: set TECHBOT_TELEGRAM__TOKEN to play on Telegram as well.)\n")
+        return terminal_chat(settings, order_number=order_number, language=language)
+    if not settings.api.token.get_secret_value():
+        # The demo serves the ops API too; a throw-away token is fine on a demo machine.
+        settings.api.token = SecretStr(secrets.token_hex(24))
+        print(f"ops API token for this demo: {settings.api.token.get_secret_value()}")
+    return asyncio.run(_demo_with_telegram(settings, order_number, language))
+
+
+async def _demo_with_telegram(settings: Settings, order_number: str,
+                              language: str | None) -> int:
+    async with running_service(settings) as running:
+        config = uvicorn.Config(running.api, host=settings.api.host, port=settings.api.port,
+                                log_level="warning", lifespan="off")
+        api = asyncio.create_task(uvicorn.Server(config).serve())
+        print(f"Telegram is on: open https://t.me/{settings.telegram.bot_username} and send "
+              "/start with a link token from `techbot seed demo`.\n")
+        try:
+            return await chat_loop(running.services, running.nlu, order_number=order_number,
+                                   language=language, lines=sys.stdin, write=stdout_writer)
+        finally:
+            api.cancel()
 
 
 DEMO_BANNER = """

@@ -143,9 +143,9 @@ class Customer:
                         "chat": common["chat"], "from": {"id": 666, "is_bot": True,
                                                          "first_name": "Bot"}}})
 
-    async def replies(self, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+    async def replies(self, count: int = 1, wait: float = 15) -> list[dict[str, Any]]:
         """Wait until the bot sent `count` more messages to this chat; return them."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         new: list[dict[str, Any]] = []
         while len(new) < count:
             answer = (await self.http.post("/getUpdates", json={
@@ -160,9 +160,9 @@ class Customer:
         self.inbox += new
         return new
 
-    async def reply(self, timeout: float = 15) -> dict[str, Any]:
+    async def reply(self, wait: float = 15) -> dict[str, Any]:
         """Wait for the next message of the bot; return it."""
-        return (await self.replies(1, timeout))[0]
+        return (await self.replies(1, wait))[0]
 
     async def close(self) -> None:
         """Close the HTTP client."""
