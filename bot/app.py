@@ -18,10 +18,13 @@ from telegram.request import BaseRequest
 
 from bot.api import build_api
 from bot.metrics import NluMetrics
+from bot.pushes import decide
+from bot.scheduler import build_scheduler
+from bot.sender import Channel, Sender
 from bot.services import Services
 from bot.settings import Settings
-from bot.telegram import TelegramBot
-from bot.terminal import chat_loop, stdout_writer
+from bot.telegram import TelegramBot, TelegramChannel
+from bot.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from nlu.client import NluClient
 from nlu.commands import free_port, nlu_endpoint
 from nlu.project import RasaServer, train
@@ -49,6 +52,32 @@ class Running:
     api: FastAPI
     nlu: NluClient
     telegram: TelegramBot | None
+    sender: Sender | None
+
+
+@asynccontextmanager
+async def pushing(services: Services, channels: list[Channel], *,
+                  order_id: int | None = None) -> AsyncIterator[Sender | None]:
+    """Run the scheduler's tick and, when there is a channel, the sender, for the block."""
+    sender = Sender(services, channels, order_id=order_id) if channels else None
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop)) if sender else None
+    scheduler = build_scheduler(services, wake_sender=sender.wake.set if sender else _nothing,
+                                order_ids=[order_id] if order_id is not None else None)
+    scheduler.start()
+    try:
+        yield sender
+    finally:
+        scheduler.shutdown(wait=False)
+        stop.set()
+        if task is not None:
+            if sender is not None:
+                sender.wake.set()
+            await task
+
+
+def _nothing() -> None:
+    """Wake nobody: without a channel, pushes wait in the outbox."""
 
 
 @asynccontextmanager
@@ -78,11 +107,20 @@ async def running_service(
             log.warning("Telegram is off: TECHBOT_TELEGRAM__TOKEN is not set; "
                         "serving the ops API alone")
         webhook = telegram.webhook if telegram and settings.telegram.mode == "webhook" else None
-        api = build_api(services, webhook=webhook)
+        channels: list[Channel] = [TelegramChannel(telegram)] if telegram else []
+        sender = await stack.enter_async_context(pushing(services, channels))
+
+        async def order_changed(order_id: int) -> None:
+            # A dispatch event is decided at once, not at the next tick.
+            if await run_in_threadpool(decide, services, now=services.clock(),
+                                       order_ids=[order_id]) and sender is not None:
+                sender.wake.set()
+
+        api = build_api(services, webhook=webhook, on_order_changed=order_changed)
         if telegram is not None:
             await telegram.start()
             stack.push_async_callback(telegram.stop)
-        yield Running(services, api, client, telegram)
+        yield Running(services, api, client, telegram, sender)
 
 
 async def serve(settings: Settings) -> None:
@@ -115,10 +153,17 @@ def terminal_chat(settings: Settings, *, order_number: str, language: str | None
         client = _nlu_client(services, url)
 
         async def session() -> int:
+            order_id = order_id_of(services, order_number)
             try:
-                return await chat_loop(services, client, order_number=order_number,
-                                       language=language, lines=sys.stdin,
-                                       write=stdout_writer)
+                if order_id is None:
+                    return await chat_loop(services, client, order_number=order_number,
+                                           language=language, lines=sys.stdin,
+                                           write=stdout_writer)
+                async with pushing(services, [TerminalChannel(stdout_writer)],
+                                   order_id=order_id):
+                    return await chat_loop(services, client, order_number=order_number,
+                                           language=language, lines=sys.stdin,
+                                           write=stdout_writer)
             finally:
                 await client.close()
 

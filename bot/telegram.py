@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -29,6 +29,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import chats
+from bot.sender import Blocked, TryLater
 from bot.services import Services
 from bot.turns import chat_state, handle, texts_factory
 from dialogues import linking
@@ -316,3 +317,32 @@ class TelegramBot:
             return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
         await self.application.update_queue.put(update)
         return Response(status_code=200)
+
+
+class TelegramChannel:
+    """Pushes to Telegram chats: 429 and network trouble mean later, Forbidden means never."""
+
+    prefix = "tg:"
+
+    def __init__(self, bot: TelegramBot) -> None:
+        self.bot = bot
+
+    async def deliver(self, chat_key: str, telegram_chat_id: int | None,
+                      replies: tuple[Reply, ...]) -> None:
+        """Send the push's messages to the chat."""
+        if telegram_chat_id is None:
+            raise Blocked("the chat has no Telegram id")
+        for reply in replies:
+            try:
+                await self.bot.application.bot.send_message(telegram_chat_id, reply.text,
+                                                            reply_markup=keyboard(reply))
+            except RetryAfter as exc:
+                after = exc.retry_after
+                seconds = after.total_seconds() if hasattr(after, "total_seconds") else after
+                raise TryLater("429 Too Many Requests", float(seconds)) from exc
+            except Forbidden as exc:
+                raise Blocked("the customer blocked the bot") from exc
+            except BadRequest as exc:
+                raise Blocked(f"Telegram refused the message: {exc.message}") from exc
+            except NetworkError as exc:  # timeouts, 5xx, connection errors
+                raise TryLater(type(exc).__name__) from exc

@@ -13,7 +13,7 @@ from nlu.client import NluClient
 from storage.chats import delete_conversation, ensure_chat, link_chat, save_conversation
 from storage.db import transaction
 from storage.errors import OrderNotFound
-from storage.orders import require_order
+from storage.orders import get_order, require_order
 
 
 def render(reply: Reply) -> str:
@@ -21,6 +21,13 @@ def render(reply: Reply) -> str:
     lines = [reply.text]
     lines += [f"[{i}] {button.title}" for i, button in enumerate(reply.flat_buttons, 1)]
     return "\n".join(lines)
+
+
+def order_id_of(services: Services, order_number: str) -> int | None:
+    """Return the id of the order with this number, or None."""
+    with transaction(services.sessions) as session:
+        order = get_order(session, number=order_number)
+        return order.id if order else None
 
 
 def link_terminal(services: Services, *, order_number: str, language: str | None) -> tuple[
@@ -91,3 +98,18 @@ def stdout_writer(text: str) -> None:
     end = "" if text.endswith("> ") else "\n"
     sys.stdout.write(text + end)
     sys.stdout.flush()
+
+
+class TerminalChannel:
+    """Pushes to the terminal of `techbot chat`: printed as they happen."""
+
+    prefix = "term:"
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+
+    async def deliver(self, chat_key: str, telegram_chat_id: int | None,
+                      replies: tuple[Reply, ...]) -> None:
+        """Print the push."""
+        for reply in replies:
+            self.write("bot> (push) " + render(reply).replace("\n", "\n     "))

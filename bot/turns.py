@@ -83,8 +83,9 @@ def chat_state(services: Services, *, chat_key: str) -> ChatState:
         return ChatState(chat.order_id if chat else None, language)
 
 
-def _conversation_of(session: Session, chat_key: str, fallback_language: str
-                     ) -> tuple[Conversation, int | None]:
+def conversation_of(session: Session, chat_key: str, fallback_language: str
+                    ) -> tuple[Conversation, int | None]:
+    """Load the stored conversation, or a new one in the fallback language."""
     stored = load_conversation(session, chat_key=chat_key)
     if stored is None:
         return Conversation(language=fallback_language), None
@@ -139,7 +140,7 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int, incoming: I
         if order is None:
             raise LookupError("the chat's order no longer exists")
         chat = get_chat(session, chat_key=chat_key)
-        conversation, version = _conversation_of(session, chat_key, fallback_language)
+        conversation, version = conversation_of(session, chat_key, fallback_language)
         view = order_view(session, order=order, settings=services.settings, now=now)
         decide = partial(step, rules=rules, texts_for=texts_factory(order.timezone))
         result = decide(conversation, incoming, view, now)

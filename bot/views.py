@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.pushes import predictions
 from bot.settings import Settings
 from dialogues.model import OrderView, Prediction, SlotView
 from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
 from storage.slots import free_slots
-from storage.technicians import route_of_order
+from storage.technicians import route_of_order, routes_of_orders
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -97,14 +98,13 @@ def order_view(session: Session, *, order: Order, settings: Settings, now: datet
 def predict_for_order(
     session: Session, *, order: Order, settings: Settings, now: datetime
 ) -> Prediction | None:
-    """Return the expected arrival of the order's technician, when one is known."""
-    route = route_of_order(session, order_id=order.id)
-    stop = stops = None
-    if route is not None:
-        stops = len(route.stops)
-        stop = next(i for i, (s, _) in enumerate(route.stops, 1) if s.order_id == order.id)
-    if order.eta is None or order.status not in ("scheduled", "en_route"):
+    """Return the expected arrival at this order, from its technician's route of the day."""
+    if order.status not in ("scheduled", "en_route"):
         return None
-    half = timedelta(minutes=settings.prediction.window_min_half_minutes)
-    return Prediction(eta=order.eta, window_start=order.eta - half, window_end=order.eta + half,
-                      stop=stop, stops=stops)
+    routes = routes_of_orders(session, order_ids=[order.id])
+    found = predictions(session, routes, settings=settings, now=now).get(order.id)
+    if found is None and order.eta is not None:
+        half = timedelta(minutes=settings.prediction.window_min_half_minutes)
+        return Prediction(eta=order.eta, window_start=order.eta - half,
+                          window_end=order.eta + half)
+    return found

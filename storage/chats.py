@@ -173,3 +173,14 @@ def save_conversation(
 def delete_conversation(session: Session, *, chat_key: str) -> None:
     """Forget the chat's dialogue state (the chat and its link stay)."""
     session.execute(delete(Conversation).where(Conversation.chat_key == chat_key))
+
+
+def chats_of_orders(session: Session, *, order_ids: list[int]) -> dict[int, list[Chat]]:
+    """Return the chats of each order, in one query per 500 orders."""
+    found: dict[int, list[Chat]] = {i: [] for i in order_ids}
+    for start in range(0, len(order_ids), 500):
+        for chat in session.scalars(select(Chat).where(
+                Chat.order_id.in_(order_ids[start:start + 500]))):
+            if chat.order_id is not None:
+                found[chat.order_id].append(chat)
+    return found

@@ -122,7 +122,11 @@ class CapacitySlot(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_status_window_start", "status", "window_start"),)
+    __table_args__ = (
+        Index("ix_orders_status_window_start", "status", "window_start"),
+        # Finished orders are looked at only right after they changed (cancellation, rating).
+        Index("ix_orders_status_updated_at", "status", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -289,3 +289,38 @@ def order_events(session: Session, *, order_id: int) -> list[OrderEvent]:
             select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
         )
     )
+
+
+WATCH_AHEAD = timedelta(days=2)  # the evening-before reminder is the earliest push of a visit
+WATCH_BEHIND = timedelta(days=1)  # a missed visit, a late rating: still news for a day
+
+
+def orders_to_watch(session: Session, *, now: datetime) -> list[Order]:
+    """Return the orders whose state can produce a push now (two indexed range queries)."""
+    active = select(Order).where(
+        Order.status.in_([OrderStatus.SCHEDULED, OrderStatus.EN_ROUTE, OrderStatus.ARRIVED]),
+        Order.window_start >= now - WATCH_BEHIND, Order.window_start <= now + WATCH_AHEAD)
+    finished = select(Order).where(
+        Order.status.in_([OrderStatus.CANCELLED, OrderStatus.COMPLETED, OrderStatus.NO_SHOW]),
+        Order.updated_at >= now - WATCH_BEHIND)
+    seen: dict[int, Order] = {}
+    for query in (active, finished):
+        for order in session.scalars(query):
+            seen[order.id] = order
+    return list(seen.values())
+
+
+def changes_of_orders(
+    session: Session, *, order_ids: list[int]
+) -> dict[int, list[AppointmentChange]]:
+    """Return every order's window changes, oldest first, in one query per 500 orders."""
+    found: dict[int, list[AppointmentChange]] = {i: [] for i in order_ids}
+    for chunk in _chunks(order_ids):
+        for change in session.scalars(select(AppointmentChange).where(
+                AppointmentChange.order_id.in_(chunk)).order_by(AppointmentChange.id)):
+            found[change.order_id].append(change)
+    return found
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]

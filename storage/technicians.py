@@ -105,3 +105,22 @@ def update_position(
     technician.lat, technician.lon, technician.position_at = lat, lon, at
     session.flush()
     return True
+
+
+def routes_of_orders(session: Session, *, order_ids: list[int]) -> list[RouteView]:
+    """Return the latest-day route of each order (shared routes once), in few queries."""
+    days: dict[int, tuple[str, date]] = {}
+    for start in range(0, len(order_ids), 500):
+        for stop in session.scalars(select(RouteStop).where(
+                RouteStop.order_id.in_(order_ids[start:start + 500]))):
+            key = (stop.technician_id, stop.day)
+            if stop.order_id not in days or days[stop.order_id][1] < stop.day:
+                days[stop.order_id] = key
+    routes = []
+    for technician_id, day in sorted(set(days.values())):
+        rows = session.execute(
+            select(RouteStop, Order).join(Order, Order.id == RouteStop.order_id)
+            .where(RouteStop.technician_id == technician_id, RouteStop.day == day)
+            .order_by(RouteStop.position)).all()
+        routes.append(RouteView(technician_id, day, [(r[0], r[1]) for r in rows]))
+    return routes

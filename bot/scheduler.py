@@ -1,0 +1,41 @@
+"""The APScheduler tick: decide due pushes every N seconds, then wake the sender."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.concurrency import run_in_threadpool
+
+from bot.pushes import decide
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(services: Services, *, wake_sender: Callable[[], None],
+                    order_ids: list[int] | None = None) -> AsyncIOScheduler:
+    """Hold one interval job in memory; all durable state lives in the database.
+
+    APScheduler 3 cannot share a job store between processes (duplicate or missed runs), so
+    every worker runs its own tick, and the outbox's dedupe keys and row claiming make any
+    number of them safe.
+    """
+
+    async def tick() -> None:
+        try:
+            enqueued = await run_in_threadpool(decide, services, now=services.clock(),
+                                               order_ids=order_ids)
+        except Exception:
+            log.exception("the push tick failed; the next one tries again")
+            services.metrics.errors.labels("scheduler").inc()
+            return
+        if enqueued:
+            wake_sender()
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(tick, "interval", seconds=services.settings.scheduler.tick_seconds,
+                      id="push-tick", coalesce=True, max_instances=1)
+    scheduler.add_job(tick, id="push-tick-at-start")  # once right away, then every N seconds
+    return scheduler

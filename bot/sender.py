@@ -1,0 +1,210 @@
+"""Deliver the outbox: claim due pushes, render them in the customer's language, send once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Protocol
+
+from starlette.concurrency import run_in_threadpool
+
+from bot.ratelimit import SendLimiter
+from bot.services import Services
+from bot.turns import conversation_of, rules_of, texts_factory
+from bot.views import order_view
+from dialogues.model import Reply
+from dialogues.pushes import push_step
+from storage.chats import chats_of_orders, mark_unreachable, save_conversation
+from storage.db import transaction
+from storage.errors import ConversationConflict
+from storage.models import Notification, NotificationStatus
+from storage.orders import get_order_by_id
+from storage.outbox import claim_due, finish_undeliverable, mark_sent, retry_later
+
+log = logging.getLogger(__name__)
+BATCH = 50
+MAX_BACKOFF_SECONDS = 600
+
+
+class Blocked(Exception):
+    """The customer blocked the bot: no more pushes to this chat."""
+
+
+class TryLater(Exception):
+    """Telegram is busy or unreachable: try again after `after` seconds (if it said so)."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Channel(Protocol):
+    """Where pushes go: Telegram, or the terminal of `techbot chat`."""
+
+    prefix: str  # the chat keys it serves: "tg:" or "term:"
+
+    async def deliver(self, chat_key: str, telegram_chat_id: int | None,
+                      replies: tuple[Reply, ...]) -> None:
+        """Send the replies; raise Blocked or TryLater."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A claimed push, rendered for each of its order's chats."""
+
+    notification_id: int
+    kind: str
+    targets: tuple[tuple[str, int | None, tuple[Reply, ...]], ...]  # chat key, tg id, replies
+    skip_reason: str | None = None  # held: nobody to tell, or the customer opted out
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped at ten minutes."""
+    ceiling = min(float(MAX_BACKOFF_SECONDS), 2.0 ** min(attempt, 20))
+    return random.uniform(0.5, 1.0) * ceiling  # noqa: S311 - jitter, not cryptography
+
+
+class Sender:
+    """Claims pushes and delivers each exactly once through its channel."""
+
+    def __init__(self, services: Services, channels: list[Channel], *,
+                 limiter: SendLimiter | None = None, order_id: int | None = None) -> None:
+        self.services = services
+        self.channels = {channel.prefix: channel for channel in channels}
+        self.order_id = order_id  # a terminal's sender delivers its own order's pushes only
+        pushes = services.settings.pushes
+        self.limiter = limiter or SendLimiter(per_second=pushes.send_rate_per_second)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.wake = asyncio.Event()
+        self.lease = timedelta(seconds=pushes.lease_seconds)
+
+    def _channel(self, chat_key: str) -> Channel | None:
+        return self.channels.get(chat_key.split(":", 1)[0] + ":")
+
+    def _claim_and_render(self) -> list[Rendered]:
+        rules = rules_of(self.services)
+        with transaction(self.services.sessions) as session:
+            now = self.services.clock()
+            claimed = claim_due(session, worker=self.worker, now=now, limit=BATCH,
+                                lease=self.lease, order_id=self.order_id)
+            chats = chats_of_orders(session, order_ids=list({n.order_id for n in claimed}))
+            rendered = []
+            for notification in claimed:
+                order = get_order_by_id(session, order_id=notification.order_id)
+                targets = [c for c in chats.get(notification.order_id, [])
+                           if self._channel(c.chat_key) is not None and not c.unreachable
+                           and (c.notifications_enabled
+                                or notification.kind == "cancelled_by_operator")]
+                if order is None or not targets:
+                    rendered.append(Rendered(notification.id, notification.kind, (),
+                                             "no reachable chat wants this push"))
+                    continue
+                view = order_view(session, order=order, settings=self.services.settings,
+                                  now=now)
+                decide = partial(push_step, rules=rules, texts_for=texts_factory(order.timezone))
+                out = []
+                for chat in targets:
+                    conversation, version = conversation_of(
+                        session, chat.chat_key, chat.language or order.customer.language)
+                    result = decide(conversation, notification.kind, notification.payload,
+                                    view, now)
+                    try:
+                        with session.begin_nested():
+                            save_conversation(
+                                session, chat_key=chat.chat_key,
+                                state=result.conversation.state,
+                                language=result.conversation.language,
+                                data=result.conversation.data, now=now,
+                                expected_version=version)
+                    except ConversationConflict:
+                        pass  # the customer is mid-turn; the push still goes out
+                    out.append((chat.chat_key, chat.telegram_chat_id, result.replies))
+                rendered.append(Rendered(notification.id, notification.kind, tuple(out)))
+            return rendered
+
+    def _finish(self, notification_id: int, outcome: str, detail: str | None = None,
+                retry_after: float | None = None, attempt: int = 0,
+                telegram_chat_id: int | None = None) -> None:
+        settings = self.services.settings.pushes
+        with transaction(self.services.sessions) as session:
+            now = self.services.clock()
+            if outcome == "sent":
+                if not mark_sent(session, notification_id=notification_id, worker=self.worker,
+                                 now=now):
+                    log.warning("push %s: lease lost before it was marked sent",
+                                notification_id)
+            elif outcome == "retry":
+                delay = retry_after if retry_after is not None else backoff(attempt)
+                retry_later(session, notification_id=notification_id, worker=self.worker,
+                            now=now, at=now + timedelta(seconds=delay), error=detail or "",
+                            max_attempts=settings.max_attempts)
+            else:
+                if outcome == "blocked" and telegram_chat_id is not None:
+                    mark_unreachable(session, telegram_chat_id=telegram_chat_id)
+                status = (NotificationStatus.FAILED if outcome == "blocked"
+                          else NotificationStatus.HELD)
+                finish_undeliverable(session, notification_id=notification_id,
+                                     worker=self.worker, now=now, status=status,
+                                     reason=detail or outcome)
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; return how many pushes were handled."""
+        batch = await run_in_threadpool(self._claim_and_render)
+        for item in batch:
+            await self._deliver(item)
+        return len(batch)
+
+    async def _deliver(self, item: Rendered) -> None:
+        metrics = self.services.metrics.pushes
+        if item.skip_reason is not None:
+            await run_in_threadpool(self._finish, item.notification_id, "held", item.skip_reason)
+            metrics.labels(item.kind, "held").inc()
+            return
+        for chat_key, telegram_chat_id, replies in item.targets:
+            await self.limiter.wait(chat_key)
+            channel = self._channel(chat_key)
+            assert channel is not None  # targets were chosen by their channel
+            try:
+                await channel.deliver(chat_key, telegram_chat_id, replies)
+            except Blocked as exc:
+                await run_in_threadpool(self._finish, item.notification_id, "blocked", str(exc),
+                                        None, 0, telegram_chat_id)
+                metrics.labels(item.kind, "blocked").inc()
+                return
+            except TryLater as exc:
+                if exc.after:
+                    self.limiter.pause(exc.after)
+                attempts = await run_in_threadpool(self._attempts, item.notification_id)
+                await run_in_threadpool(self._finish, item.notification_id, "retry", str(exc),
+                                        exc.after, attempts + 1)
+                metrics.labels(item.kind, "retry").inc()
+                return
+        await run_in_threadpool(self._finish, item.notification_id, "sent")
+        metrics.labels(item.kind, "sent").inc()
+
+    def _attempts(self, notification_id: int) -> int:
+        with transaction(self.services.sessions) as session:
+            row = session.get(Notification, notification_id)
+            return row.attempts if row else 0
+
+    async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
+        """Deliver until stopped; sleep when the outbox is empty, wake when told."""
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("the sender failed; trying again shortly")
+                self.services.metrics.errors.labels("sender").inc()
+                handled = 0
+            if handled == 0:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)

@@ -1,0 +1,213 @@
+"""Which pushes are due for an order now: a pure decision, each push with its dedupe key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dialogues.model import Prediction
+
+# Quiet hours hold back everything else; these cannot wait until morning.
+URGENT = frozenset({"eta_near", "delayed", "cancelled_by_operator"})
+# After "stop notifications" only a cancellation still reaches the customer.
+ALWAYS = frozenset({"cancelled_by_operator"})
+
+
+@dataclass(frozen=True)
+class PushRules:
+    """When pushes fall due (config.yml, section pushes)."""
+
+    reminder_local_time: time = time(18, 0)
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    eta_near: timedelta = timedelta(minutes=20)
+    delay_threshold: timedelta = timedelta(minutes=20)
+    delay_min_interval: timedelta = timedelta(minutes=30)
+    narrowed_ratio: float = 0.5
+    missed_grace: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of the booked window."""
+
+    id: int
+    by: str  # customer | operator | system
+    new_start: datetime | None
+    new_end: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SentPush:
+    """A push already in the outbox (sent or not): it is never decided again."""
+
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the decision needs to know about one order."""
+
+    order_id: int
+    status: str
+    timezone: str
+    window_start: datetime | None
+    window_end: datetime | None
+    notifications_enabled: bool = True
+    arrived_at: datetime | None = None
+    finished_at: datetime | None = None
+    status_reason: str | None = None
+    changes: tuple[Change, ...] = ()
+    sent: tuple[SentPush, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DuePush:
+    """A push to put into the outbox."""
+
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def in_quiet_hours(now: datetime, zone: ZoneInfo, rules: PushRules) -> bool:
+    """Say whether it is night at the visit's place."""
+    local = now.astimezone(zone).time()
+    if rules.quiet_start <= rules.quiet_end:
+        return rules.quiet_start <= local < rules.quiet_end
+    return local >= rules.quiet_start or local < rules.quiet_end
+
+
+def due_pushes(facts: OrderFacts, prediction: Prediction | None, now: datetime,
+               rules: PushRules = PushRules()) -> list[DuePush]:
+    """Return the pushes that fall due now and were not decided before."""
+    zone = ZoneInfo(facts.timezone)
+    sent_keys = {p.dedupe_key for p in facts.sent}
+    candidates = [
+        *_cancellation(facts),
+        *_reschedules(facts),
+        *_reminder(facts, now, zone, rules),
+        *_on_the_day(facts, prediction, now, rules),
+        *_missed(facts, now, rules),
+        *_rating(facts),
+    ]
+    quiet = in_quiet_hours(now, zone, rules)
+    due = []
+    for push in candidates:
+        if push.dedupe_key in sent_keys:
+            continue
+        if not facts.notifications_enabled and push.kind not in ALWAYS:
+            continue
+        if quiet and push.kind not in URGENT:
+            continue  # decided again after the night, if it still holds
+        due.append(push)
+        sent_keys.add(push.dedupe_key)
+    return due
+
+
+def _window_key(facts: OrderFacts) -> str:
+    return _iso(facts.window_start) if facts.window_start else "none"
+
+
+def _cancellation(facts: OrderFacts) -> list[DuePush]:
+    if facts.status != "cancelled":
+        return []
+    last = facts.changes[-1] if facts.changes else None
+    if last is None or last.by == "customer":
+        return []  # the customer cancelled in the chat and was told there
+    previous = facts.changes[-2] if len(facts.changes) > 1 else None
+    payload: dict[str, Any] = {"reason": facts.status_reason}
+    if previous is not None and previous.new_start and previous.new_end:
+        payload |= {"start": _iso(previous.new_start), "end": _iso(previous.new_end)}
+    return [DuePush("cancelled_by_operator", f"cancelled:{last.id}", payload)]
+
+
+def _reschedules(facts: OrderFacts) -> list[DuePush]:
+    # A move in the chat was confirmed there; every other move (operator, phone) is pushed.
+    # The first window an order gets is its booking, not a move.
+    return [DuePush("rescheduled", f"rescheduled:{c.id}",
+                    {"start": _iso(c.new_start), "end": _iso(c.new_end)})
+            for index, c in enumerate(facts.changes)
+            if index > 0 and c.by != "customer" and c.new_start and c.new_end
+            and facts.status in ("scheduled", "en_route")
+            and c.new_start == facts.window_start]
+
+
+def _reminder(facts: OrderFacts, now: datetime, zone: ZoneInfo,
+              rules: PushRules) -> list[DuePush]:
+    if facts.status != "scheduled" or facts.window_start is None or facts.window_end is None:
+        return []
+    day_before = facts.window_start.astimezone(zone).date() - timedelta(days=1)
+    remind_at = datetime.combine(day_before, rules.reminder_local_time, tzinfo=zone)
+    if not remind_at <= now < facts.window_start:
+        return []
+    return [DuePush("reminder", f"reminder:{_window_key(facts)}",
+                    {"start": _iso(facts.window_start), "end": _iso(facts.window_end)})]
+
+
+def _last_told(facts: OrderFacts) -> SentPush | None:
+    key = _window_key(facts)
+    told = [p for p in facts.sent if p.kind in ("window_narrowed", "delayed")
+            and p.dedupe_key.split(":", 1)[1].startswith(key)]
+    return max(told, key=lambda p: p.created_at) if told else None
+
+
+def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
+                rules: PushRules) -> list[DuePush]:
+    if (prediction is None or facts.status not in ("scheduled", "en_route")
+            or facts.window_start is None or facts.window_end is None):
+        return []
+    key = _window_key(facts)
+    found = []
+    booked = facts.window_end - facts.window_start
+    predicted = prediction.window_end - prediction.window_start
+    told = _last_told(facts)
+    window = {"from": _iso(prediction.window_start), "to": _iso(prediction.window_end),
+              "eta": _iso(prediction.eta)}
+    late = prediction.eta > facts.window_end
+    if (not late and prediction.window_start.date() == now.date()
+            and predicted <= booked * rules.narrowed_ratio):
+        found.append(DuePush("window_narrowed", f"narrowed:{key}", window))
+    # "About 20 minutes away" only once the technician is really on the way to this door.
+    on_the_way = facts.status == "en_route"
+    if on_the_way and now <= prediction.eta <= now + rules.eta_near:
+        minutes = max(1, round((prediction.eta - now).total_seconds() / 60 / 5) * 5)
+        found.append(DuePush("eta_near", f"eta_near:{key}", {"minutes": minutes}))
+    told_eta = datetime.fromisoformat(told.payload["eta"]) if told else None
+    slipped = told_eta is not None and prediction.eta - told_eta > rules.delay_threshold
+    first_late = late and not any(p.kind == "delayed" and p.dedupe_key.startswith(
+        f"delayed:{key}") for p in facts.sent)
+    recent = told is not None and told.kind == "delayed" and (
+        now - told.created_at < rules.delay_min_interval)
+    if (first_late or slipped) and not recent:
+        count = sum(1 for p in facts.sent if p.kind == "delayed")
+        found.append(DuePush("delayed", f"delayed:{key}:{count + 1}",
+                             {**window, "reason": facts.status_reason}))
+    return found
+
+
+def _missed(facts: OrderFacts, now: datetime, rules: PushRules) -> list[DuePush]:
+    if facts.window_start is None or facts.window_end is None or facts.arrived_at is not None:
+        return []
+    late = now > facts.window_end + rules.missed_grace
+    passed = facts.status in ("scheduled", "en_route") and late
+    if not (passed or facts.status == "no_show"):
+        return []
+    return [DuePush("missed_visit", f"missed:{_window_key(facts)}",
+                    {"start": _iso(facts.window_start), "end": _iso(facts.window_end)})]
+
+
+def _rating(facts: OrderFacts) -> list[DuePush]:
+    if facts.status != "completed":
+        return []
+    return [DuePush("rating_request", "rating", {})]
