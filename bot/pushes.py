@@ -66,6 +66,19 @@ def predictions(session: Session, routes: list[RouteView], *, settings: Settings
     return found
 
 
+def prediction_of(order: Order, predicted: dict[int, Prediction], *,
+                  settings: Settings) -> Prediction | None:
+    """Return the route's prediction for the order, or one around the dispatcher's bare ETA."""
+    if order.status not in ("scheduled", "en_route"):
+        return None
+    found = predicted.get(order.id)
+    if found is None and order.eta is not None:
+        half = timedelta(minutes=settings.prediction.window_min_half_minutes)
+        return Prediction(eta=order.eta, window_start=order.eta - half,
+                          window_end=order.eta + half)
+    return found
+
+
 def _facts(order: Order, changes: list[Change], sent: list[SentPush],
            notifications_enabled: bool) -> OrderFacts:
     return OrderFacts(
@@ -73,7 +86,7 @@ def _facts(order: Order, changes: list[Change], sent: list[SentPush],
         window_start=order.window_start, window_end=order.window_end,
         notifications_enabled=notifications_enabled, arrived_at=order.arrived_at,
         finished_at=order.finished_at, status_reason=order.status_reason,
-        changes=tuple(changes), sent=tuple(sent))
+        eta_reported=order.eta is not None, changes=tuple(changes), sent=tuple(sent))
 
 
 def decide(services: Services, *, now: datetime, order_ids: list[int] | None = None) -> int:
@@ -102,7 +115,8 @@ def decide(services: Services, *, now: datetime, order_ids: list[int] | None = N
                 notifications_enabled=any(c.notifications_enabled for c in chats[order.id])
                 if chats[order.id] else True,
             )
-            for push in due_pushes(facts, predicted.get(order.id), now, rules):
+            prediction = prediction_of(order, predicted, settings=settings)
+            for push in due_pushes(facts, prediction, now, rules):
                 enqueued += enqueue(session, order_id=order.id, kind=push.kind,
                                     dedupe_key=push.dedupe_key, payload=push.payload, now=now)
     if enqueued:

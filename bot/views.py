@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.pushes import predictions
+from bot.pushes import prediction_of, predictions
 from bot.settings import Settings
 from dialogues.model import OrderView, Prediction, SlotView
 from storage.models import Notification, Order
@@ -99,12 +99,6 @@ def predict_for_order(
     session: Session, *, order: Order, settings: Settings, now: datetime
 ) -> Prediction | None:
     """Return the expected arrival at this order, from its technician's route of the day."""
-    if order.status not in ("scheduled", "en_route"):
-        return None
     routes = routes_of_orders(session, order_ids=[order.id])
-    found = predictions(session, routes, settings=settings, now=now).get(order.id)
-    if found is None and order.eta is not None:
-        half = timedelta(minutes=settings.prediction.window_min_half_minutes)
-        return Prediction(eta=order.eta, window_start=order.eta - half,
-                          window_end=order.eta + half)
-    return found
+    return prediction_of(order, predictions(session, routes, settings=settings, now=now),
+                         settings=settings)

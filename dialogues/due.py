@@ -63,6 +63,7 @@ class OrderFacts:
     arrived_at: datetime | None = None
     finished_at: datetime | None = None
     status_reason: str | None = None
+    eta_reported: bool = False  # the dispatcher gave an ETA for this very stop
     changes: tuple[Change, ...] = ()
     sent: tuple[SentPush, ...] = field(default_factory=tuple)
 
@@ -175,11 +176,12 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
     window = {"from": _iso(prediction.window_start), "to": _iso(prediction.window_end),
               "eta": _iso(prediction.eta)}
     late = prediction.eta > facts.window_end
-    if (not late and prediction.window_start.date() == now.date()
+    near = prediction.eta <= now + rules.eta_near  # then "20 minutes away" says it better
+    if (not late and not near and prediction.window_start.date() == now.date()
             and predicted <= booked * rules.narrowed_ratio):
         found.append(DuePush("window_narrowed", f"narrowed:{key}", window))
     # "About 20 minutes away" only once the technician is really on the way to this door.
-    on_the_way = facts.status == "en_route"
+    on_the_way = facts.status == "en_route" or facts.eta_reported
     if on_the_way and now <= prediction.eta <= now + rules.eta_near:
         minutes = max(1, round((prediction.eta - now).total_seconds() / 60 / 5) * 5)
         found.append(DuePush("eta_near", f"eta_near:{key}", {"minutes": minutes}))

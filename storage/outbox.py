@@ -21,9 +21,9 @@ def enqueue(session: Session, *, order_id: int, kind: str, dedupe_key: str,
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Notification).values(**values).on_conflict_do_nothing(
-        index_elements=["order_id", "dedupe_key"])
-    result = session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        index_elements=["order_id", "dedupe_key"]).returning(Notification.id)
+    # RETURNING says whether a row went in; rowcount is not reliable for a skipped insert.
+    return session.execute(statement).first() is not None
 
 
 def sent_of_order(session: Session, *, order_id: int) -> list[Notification]:

@@ -14,12 +14,15 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.services import Services
+from bot.settings import Settings, load_settings
 from nlu.commands import free_port
 from nlu.project import RASA_VENV, RasaServer, model_path
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
 
+API_TOKEN = "test-token-0123456789abcdef"
 PG_URL = os.environ.get("TECHBOT_TEST_DATABASE_URL", "")
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday, 08:00 in Berlin
 
@@ -105,3 +108,16 @@ def rasa_server() -> Iterator[RasaServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Return settings with an API token, as the service would have them."""
+    monkeypatch.setenv("TECHBOT_API__TOKEN", API_TOKEN)
+    return load_settings()
+
+
+@pytest.fixture
+def services(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> Services:
+    """Return the services on the test database with a fixed clock."""
+    return Services(settings=settings, engine=engine, sessions=sessions, clock=lambda: NOW)

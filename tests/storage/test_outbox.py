@@ -1,0 +1,174 @@
+"""The outbox on SQLite and PostgreSQL: decided once, claimed once, leases, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.sender import Blocked, Sender, TryLater
+from bot.services import Services
+from dialogues.model import Reply
+from storage.chats import ensure_chat, link_chat
+from storage.db import transaction
+from storage.models import Chat, Notification, NotificationAttempt
+from storage.outbox import claim_due, enqueue
+from tests.conftest import NOW
+from tests.factories import make_order
+
+LEASE = timedelta(seconds=60)
+
+
+def test_deciding_the_same_push_twice_inserts_one_row(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        order = make_order(session)
+        assert enqueue(session, order_id=order.id, kind="reminder", dedupe_key="r:1",
+                       payload={}, now=NOW)
+        assert not enqueue(session, order_id=order.id, kind="reminder", dedupe_key="r:1",
+                           payload={}, now=NOW)
+        assert session.query(Notification).count() == 1
+
+
+def test_two_workers_never_claim_the_same_row(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        order = make_order(session)
+        for i in range(200):
+            enqueue(session, order_id=order.id, kind="reminder", dedupe_key=f"k{i}", payload={},
+                    now=NOW)
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+
+    def worker(name: str) -> None:
+        while True:
+            with transaction(sessions) as session:
+                rows = claim_due(session, worker=name, now=NOW, limit=7, lease=LEASE)
+                claimed[name] += [r.id for r in rows]
+            if not rows:
+                return
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(claimed["a"]) + len(claimed["b"]) == 200
+    assert not set(claimed["a"]) & set(claimed["b"])
+
+
+def test_a_dead_workers_claim_is_released_after_its_lease(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        order = make_order(session)
+        enqueue(session, order_id=order.id, kind="reminder", dedupe_key="x", payload={}, now=NOW)
+    with transaction(sessions) as session:
+        assert len(claim_due(session, worker="dead", now=NOW, limit=5, lease=LEASE)) == 1
+    with transaction(sessions) as session:
+        assert claim_due(session, worker="alive", now=NOW + timedelta(seconds=30), limit=5,
+                         lease=LEASE) == []
+        again = claim_due(session, worker="alive", now=NOW + timedelta(seconds=61), limit=5,
+                          lease=LEASE)
+        assert [r.claimed_by for r in again] == ["alive"]
+
+
+@dataclass
+class ScriptedChannel:
+    """Answers each delivery from a script: 'ok', '429', '500' or 'blocked'."""
+
+    script: list[str]
+    prefix: str = "tg:"
+    delivered: list[str] = field(default_factory=list)
+
+    async def deliver(self, chat_key: str, telegram_chat_id: int | None,
+                      replies: tuple[Reply, ...]) -> None:
+        outcome = self.script.pop(0) if self.script else "ok"
+        if outcome == "429":
+            raise TryLater("429", after=7)
+        if outcome == "500":
+            raise TryLater("500")
+        if outcome == "blocked":
+            raise Blocked("blocked")
+        self.delivered.append(chat_key)
+
+
+@pytest.fixture
+def one_push(services: Services) -> int:
+    with transaction(services.sessions) as session:
+        order = make_order(session)
+        chat = ensure_chat(session, chat_key="tg:77", telegram_chat_id=77, now=NOW)
+        link_chat(session, chat=chat, order=order)
+        enqueue(session, order_id=order.id, kind="rating_request", dedupe_key="rating",
+                payload={}, now=NOW)
+        return order.id
+
+
+def _row(services: Services) -> Notification:
+    with transaction(services.sessions) as session:
+        return session.query(Notification).one()
+
+
+def test_429_with_retry_after_is_honoured(services: Services, one_push: int) -> None:
+    clock = [NOW]
+    services.clock = lambda: clock[0]
+    channel = ScriptedChannel(["429"])
+    sender = Sender(services, [channel])
+    asyncio.run(sender.run_once())
+    row = _row(services)
+    assert (row.status, row.next_attempt_at) == ("pending", NOW + timedelta(seconds=7))
+    clock[0] = NOW + timedelta(seconds=6)
+    assert asyncio.run(sender.run_once()) == 0  # not before retry_after
+    clock[0] = NOW + timedelta(seconds=7)
+    asyncio.run(sender.run_once())
+    assert (_row(services).status, channel.delivered) == ("sent", ["tg:77"])
+    with transaction(services.sessions) as session:
+        assert [a.outcome for a in session.query(NotificationAttempt).order_by(
+            NotificationAttempt.id)] == ["retry", "sent"]
+
+
+def test_server_errors_back_off_and_give_up_after_max_attempts(
+    services: Services, one_push: int
+) -> None:
+    clock = [NOW]
+    services.clock = lambda: clock[0]
+    services.settings.pushes.max_attempts = 3
+    sender = Sender(services, [ScriptedChannel(["500"] * 5)])
+    for _ in range(3):
+        asyncio.run(sender.run_once())
+        clock[0] += timedelta(minutes=15)
+    row = _row(services)
+    assert (row.status, row.attempts) == ("failed", 3)
+
+
+def test_a_blocked_chat_stops_pushes(services: Services, one_push: int) -> None:
+    sender = Sender(services, [ScriptedChannel(["blocked"])])
+    asyncio.run(sender.run_once())
+    assert _row(services).status == "failed"
+    with transaction(services.sessions) as session:
+        assert session.query(Chat).one().unreachable
+        enqueue(session, order_id=one_push, kind="reminder", dedupe_key="later", payload={},
+                now=NOW)
+    asyncio.run(sender.run_once())
+    with transaction(services.sessions) as session:
+        later = session.query(Notification).filter_by(dedupe_key="later").one()
+        assert later.status == "held"  # nobody reachable: kept, not sent
+
+
+def test_two_senders_on_one_database_send_each_push_once(services: Services) -> None:
+    with transaction(services.sessions) as session:
+        for i in range(40):
+            order = make_order(session)
+            chat = ensure_chat(session, chat_key=f"tg:{i}", telegram_chat_id=i, now=NOW)
+            link_chat(session, chat=chat, order=order)
+            enqueue(session, order_id=order.id, kind="rating_request", dedupe_key="rating",
+                    payload={}, now=NOW)
+    first, second = ScriptedChannel([]), ScriptedChannel([])
+
+    async def both() -> None:
+        a, b = Sender(services, [first]), Sender(services, [second])
+        while await a.run_once() + await b.run_once():
+            pass
+
+    asyncio.run(both())
+    delivered = first.delivered + second.delivered
+    assert sorted(delivered) == sorted(f"tg:{i}" for i in range(40))
