@@ -23,6 +23,7 @@ from bot.scheduler import build_scheduler
 from bot.sender import Channel, Sender
 from bot.services import Services
 from bot.settings import Settings
+from bot.simulation import demo_clock, play_day
 from bot.telegram import TelegramBot, TelegramChannel
 from bot.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from nlu.client import NluClient
@@ -171,36 +172,58 @@ def terminal_chat(settings: Settings, *, order_number: str, language: str | None
 
 
 def demo(settings: Settings, *, order_number: str, language: str | None) -> int:
-    """Run `techbot demo`: the terminal customer of a demo order; on Telegram too with a token."""
+    """Run `techbot demo`: a simulated technician day around a demo order, in the terminal."""
     print(DEMO_BANNER.format(order=order_number))
-    if not settings.telegram_enabled:
-        print("(Telegram is off: set TECHBOT_TELEGRAM__TOKEN to play on Telegram as well.)\n")
-        return terminal_chat(settings, order_number=order_number, language=language)
-    if not settings.api.token.get_secret_value():
+    if settings.telegram_enabled and not settings.api.token.get_secret_value():
         # The demo serves the ops API too; a throw-away token is fine on a demo machine.
         settings.api.token = SecretStr(secrets.token_hex(24))
         print(f"ops API token for this demo: {settings.api.token.get_secret_value()}")
-    return asyncio.run(_demo_with_telegram(settings, order_number, language))
+    if not settings.telegram_enabled:
+        print("(Telegram is off: set TECHBOT_TELEGRAM__TOKEN to play on Telegram as well.)\n")
+    return asyncio.run(_demo(settings, order_number, language))
 
 
-async def _demo_with_telegram(settings: Settings, order_number: str,
-                              language: str | None) -> int:
-    async with running_service(settings) as running:
-        config = uvicorn.Config(running.api, host=settings.api.host, port=settings.api.port,
-                                log_level="warning", lifespan="off")
-        api = asyncio.create_task(uvicorn.Server(config).serve())
-        print(f"Telegram is on: open https://t.me/{settings.telegram.bot_username} and send "
-              "/start with a link token from `techbot seed demo`.\n")
+async def _demo(settings: Settings, order_number: str, language: str | None) -> int:
+    services = build_services(settings)
+    services.clock = demo_clock(services, order_number)
+    async with AsyncExitStack() as stack:
+        url = settings.nlu.url
+        if not url:
+            await run_in_threadpool(train)
+            server = RasaServer(port=free_port(settings.nlu.local_port))
+            await run_in_threadpool(server.start)
+            stack.callback(server.stop)
+            url = server.url
+        client = _nlu_client(services, url)
+        stack.push_async_callback(client.close)
+        channels: list[Channel] = [TerminalChannel(stdout_writer)]
+        if settings.telegram_enabled:
+            telegram = TelegramBot(services, client)
+            channels.append(TelegramChannel(telegram))
+            await telegram.start()
+            stack.push_async_callback(telegram.stop)
+            api = build_api(services)
+            config = uvicorn.Config(api, host=settings.api.host, port=settings.api.port,
+                                    log_level="warning", lifespan="off")
+            serving = asyncio.create_task(uvicorn.Server(config).serve())
+            stack.callback(serving.cancel)
+        sender = await stack.enter_async_context(pushing(services, channels))
+        stop = asyncio.Event()
+        day = asyncio.create_task(play_day(services, sender, order_number, stop))
         try:
-            return await chat_loop(running.services, running.nlu, order_number=order_number,
+            return await chat_loop(services, client, order_number=order_number,
                                    language=language, lines=sys.stdin, write=stdout_writer)
         finally:
-            api.cancel()
+            stop.set()
+            await day
 
 
 DEMO_BANNER = """
-techbot demo: you are the customer of order {order} (Katrin Schulz, Berlin).
-Try: "wann kommt der techniker", "verschieben", then "Donnerstag nachmittag" or a number,
-"ja"; "stornieren"; "kannst du englisch?"; a note for the technician; "5 sterne".
+techbot demo: you are the customer of order {order} (Katrin Schulz, Berlin). The clock runs
+fast: it is the evening before the visit, and the technician's day passes in about three
+minutes. Watch the pushes arrive: the reminder, the narrowed window, a delay (traffic), "about
+20 minutes away", the rating request. Meanwhile talk to the bot:
+"wann kommt der techniker", "verschieben", "Donnerstag nachmittag" or a number, "ja";
+"stornieren"; "kannst du englisch?"; a note for the technician; "5 sterne".
 Type a button's number to press it. Ctrl-D ends the demo.
 """

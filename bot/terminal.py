@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import IO
@@ -70,7 +71,8 @@ async def chat_loop(
     while True:
         if interactive:
             write("you> ")
-        line = lines.readline()
+        # In a thread: the pushes and the demo's day go on while the customer thinks.
+        line = await asyncio.to_thread(lines.readline)
         if not line:
             return 0
         text = line.strip()

@@ -175,7 +175,8 @@ def status(ctx: Context) -> Step:
         elif name:
             lines.append(t("Your technician is {name}.", name=name))
         if prediction is not None:
-            if prediction.stop is not None and prediction.stops is not None:
+            today = t.local(prediction.eta).date() == t.local(ctx.now).date()
+            if prediction.stop is not None and prediction.stops is not None and today:
                 lines.append(t("You are stop {stop} of {stops} today; expected {times}.",
                                stop=prediction.stop, stops=prediction.stops,
                                times=t.times(prediction.window_start, prediction.window_end)))

@@ -97,8 +97,9 @@ def predict_route(
         # visit before it adds its own uncertainty.
         half = timedelta(minutes=rules.min_half_minutes
                          + rules.minutes_per_stop_ahead * max(0, ahead - 1))
+        earliest = max(now, stop.window_start) if stop.window_start is not None else now
         predictions[stop.order_id] = Prediction(
-            eta=arrival, window_start=max(arrival - half, now), window_end=arrival + half,
+            eta=arrival, window_start=max(arrival - half, earliest), window_end=arrival + half,
             stop=index, stops=total)
         clock = arrival + timedelta(minutes=stop.planned_minutes)
         place = _point(stop) or place

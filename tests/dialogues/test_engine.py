@@ -32,7 +32,7 @@ def test_status_tells_window_technician_and_route_place() -> None:
                                            window_start=TOMORROW_9 + timedelta(minutes=50),
                                            window_end=TOMORROW_9 + timedelta(minutes=90),
                                            stop=3, stops=5))
-    reply = run(FRESH, said("ask_status"), view).replies[0]
+    reply = run(FRESH, said("ask_status"), view, now=TOMORROW_9 - timedelta(hours=1)).replies[0]
     assert "Tuesday, November 24, 2026, 9:00\u202fAM–11:00\u202fAM" in reply.text
     assert "Jonas" in reply.text and "Becker" not in reply.text
     assert "stop 3 of 5" in reply.text and "9:50\u202fAM–10:30\u202fAM" in reply.text
