@@ -38,7 +38,7 @@ model: venv rasa
 	$(BIN)/techbot nlu train
 
 catalogs: venv
-	$(BIN)/pybabel compile -q -d locales -D messages --use-fuzzy 2>/dev/null || $(BIN)/pybabel compile -d locales -D messages
+	$(BIN)/pybabel compile -d locales -D messages
 
 emulator:
 	@scripts/emulator-install.sh

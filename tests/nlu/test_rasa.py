@@ -16,6 +16,7 @@ from nlu.client import NluClient
 from nlu.evaluate import parse_all, score_held_out
 from nlu.project import PROJECT_ROOT, RasaServer
 from nlu.training_data import LANGUAGES, load_examples
+from nlu.types import Parsed
 
 pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 
@@ -56,10 +57,15 @@ def test_language_is_identified_on_held_out_messages(
 
 
 def test_entities_come_back_normalised(rasa_server: RasaServer) -> None:
-    client = NluClient(url=rasa_server.url, timeout=30)
-    order = asyncio.run(client.parse("meine auftragsnummer ist 48213377"))
+    async def both() -> tuple[Parsed, Parsed]:
+        client = NluClient(url=rasa_server.url, timeout=30)
+        order = await client.parse("meine auftragsnummer ist 48213377")
+        language = await client.parse("can you write in german please")
+        await client.close()
+        return order, language
+
+    order, language = asyncio.run(both())
     assert order.entity("order_number") == "48213377"
-    language = asyncio.run(client.parse("can you write in german please"))
     assert language.intent == "change_language" and language.entity("language") == "de"
 
 
