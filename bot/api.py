@@ -55,6 +55,7 @@ def build_api(
     services: Services,
     *,
     on_order_changed: OrderChanged | None = None,
+    on_position: Callable[[str], Awaitable[None]] | None = None,
     webhook: Callable[[Request], Awaitable[Response]] | None = None,
 ) -> FastAPI:
     """Build the FastAPI application of the ops API."""
@@ -209,6 +210,8 @@ def build_api(
                                        lon=body.lon, at=body.at)
 
         kept = await run_in_threadpool(work)
+        if kept and on_position is not None:
+            await on_position(technician_id)
         return {"technician": technician_id, "kept": kept}
 
     @api.put("/capacity/{region}/{day}")

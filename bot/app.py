@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from telegram.request import BaseRequest
 
 from bot.api import build_api
+from bot.live_location import LiveLocations
 from bot.metrics import NluMetrics
 from bot.pushes import decide
 from bot.scheduler import build_scheduler
@@ -111,13 +112,18 @@ async def running_service(
         channels: list[Channel] = [TelegramChannel(telegram)] if telegram else []
         sender = await stack.enter_async_context(pushing(services, channels))
 
+        live = LiveLocations(services, telegram.application.bot) if telegram else None
+
         async def order_changed(order_id: int) -> None:
             # A dispatch event is decided at once, not at the next tick.
             if await run_in_threadpool(decide, services, now=services.clock(),
                                        order_ids=[order_id]) and sender is not None:
                 sender.wake.set()
+            if live is not None:
+                await live.order_changed(order_id)
 
-        api = build_api(services, webhook=webhook, on_order_changed=order_changed)
+        api = build_api(services, webhook=webhook, on_order_changed=order_changed,
+                        on_position=live.technician_moved if live else None)
         if telegram is not None:
             await telegram.start()
             stack.push_async_callback(telegram.stop)

@@ -184,3 +184,14 @@ def chats_of_orders(session: Session, *, order_ids: list[int]) -> dict[int, list
             if chat.order_id is not None:
                 found[chat.order_id].append(chat)
     return found
+
+
+def chats_of_technician_en_route(
+    session: Session, *, technician_id: str
+) -> list[tuple[Chat, Order]]:
+    """Return the chats whose order's technician is on the way to them."""
+    rows = session.execute(
+        select(Chat, Order).join(Order, Order.id == Chat.order_id)
+        .where(Order.technician_id == technician_id, Order.status == "en_route",
+               Chat.telegram_chat_id.is_not(None), Chat.unreachable.is_(False)))
+    return [(row[0], row[1]) for row in rows]

@@ -221,6 +221,8 @@ class Chat(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     notifications_enabled: Mapped[bool] = mapped_column(default=True)
     unreachable: Mapped[bool] = mapped_column(default=False)
+    # The Telegram message that shows the approaching technician's live location, if any.
+    live_location_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
