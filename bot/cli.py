@@ -122,15 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# httpx logs every request URL at INFO, and a Bot API URL contains the bot token.
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler.executors.default", "telegram")
+
+
+def configure_logging(*, verbose: bool = False) -> None:
+    """Log INFO and up; keep libraries that would log secrets or noise at WARNING."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for chatty in QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the settings and run the command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("alembic", "httpx", "apscheduler.executors.default"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose)
     try:
         settings = load_settings()
         handler: Command = args.handler

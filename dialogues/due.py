@@ -171,7 +171,8 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
     key = _window_key(facts)
     found = []
     booked = facts.window_end - facts.window_start
-    predicted = prediction.window_end - prediction.window_start
+    # The model's own uncertainty (the shown window may be cut at the booked start).
+    predicted = 2 * (prediction.window_end - prediction.eta)
     told = _last_told(facts)
     window = {"from": _iso(prediction.window_start), "to": _iso(prediction.window_end),
               "eta": _iso(prediction.eta)}

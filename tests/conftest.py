@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.cli import configure_logging
 from bot.services import Services
 from bot.settings import Settings, load_settings
 from nlu.commands import free_port
@@ -30,6 +33,45 @@ NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday, 08:00 in Berlin
 for _name in [n for n in os.environ if n.startswith("TECHBOT_") and n != "TECHBOT_CACHE_DIR"
               and n != "TECHBOT_TEST_DATABASE_URL"]:
     del os.environ[_name]
+
+
+class _Collect(logging.Handler):
+    """Keep every log record of the test session, formatted, for the scan at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage() + (
+                "\n" + logging.Formatter().formatException(record.exc_info)
+                if record.exc_info else ""))
+        except Exception:
+            self.lines.append(str(record.msg))
+
+
+COLLECTED = _Collect()
+# What must never reach a log: phones, street addresses, secrets (the tests' own values).
+SECRETS_IN_TESTS = re.compile(
+    r"\+49 ?171|5550123|Musterweg|Torstra(ß|ss)e|Invalidenstra|Sonnenallee|Weg \d|"
+    r"test-token-0123456789|e2e-api-token|e2e-webhook-secret|TEST-token-for-the-emulator")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Log like the service does, and keep the records."""
+    configure_logging()
+    logging.getLogger().addHandler(COLLECTED)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log line of the whole suite carries personal data or a secret."""
+    leaks = [line for line in COLLECTED.lines if SECRETS_IN_TESTS.search(line)]
+    if leaks:
+        print("\nLOG LEAKS (phone, address or token in the logs):")
+        for line in leaks[:20]:
+            print("   ", line[:300])
+        session.exitstatus = 1
 
 
 def pytest_report_header() -> list[str]:
