@@ -100,6 +100,14 @@ MENU_KINDS = {"status": "ask_status", "move": "reschedule", "cancel": "cancel",
               "notify_on": "notifications_on", "language": "change_language"}
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters (NUL above all: PostgreSQL refuses it); keep text and RTL marks."""
+    return _CONTROL.sub("", text)
+
+
 def step(
     conversation: Conversation,
     incoming: Incoming,
@@ -112,6 +120,8 @@ def step(
     """Decide the replies, the next state and the commands for one customer input."""
     if conversation.last_activity and now - conversation.last_activity > rules.idle_reset:
         conversation = Conversation(language=conversation.language)  # a stale dialogue restarts
+    if isinstance(incoming, TextMessage):
+        incoming = replace(incoming, text=clean(incoming.text))
     language = conversation.language
     if isinstance(incoming, TextMessage) and incoming.parsed.language != language:
         language = incoming.parsed.language

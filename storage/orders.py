@@ -241,7 +241,8 @@ def cancel_order(
         session, order=order, start=None, end=None, changed_by=changed_by, reason=reason, now=now
     )
     order.status = OrderStatus.CANCELLED
-    order.status_reason = reason
+    # The operator's reason is told to the customer; the customer's own stays in the history.
+    order.status_reason = reason if changed_by != "customer" else None
     order.eta = None
     session.flush()
 
