@@ -46,6 +46,17 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings=settings, engine=engine, sessions=make_session_factory(engine))
 
 
+async def nlu_url(settings: Settings, stack: AsyncExitStack) -> str:
+    """Return the configured NLU URL, or start a local server that the stack stops."""
+    if settings.nlu.url:
+        return settings.nlu.url
+    await run_in_threadpool(train)
+    server = RasaServer(port=free_port(settings.nlu.local_port))
+    await run_in_threadpool(server.start)
+    stack.callback(server.stop)
+    return server.url
+
+
 @dataclass
 class Running:
     """A started service: its parts, for `techbot run`, the tests and the benchmarks."""
@@ -93,13 +104,7 @@ async def running_service(
     services = build_services(settings)
     async with AsyncExitStack() as stack:
         stack.callback(services.engine.dispose)
-        url = settings.nlu.url
-        if not url:
-            await run_in_threadpool(train)
-            server = RasaServer(port=free_port(settings.nlu.local_port))
-            await run_in_threadpool(server.start)
-            stack.callback(server.stop)
-            url = server.url
+        url = await nlu_url(settings, stack)
         client = _nlu_client(services, url)
         stack.push_async_callback(client.close)
         telegram = None
@@ -193,13 +198,7 @@ async def _demo(settings: Settings, order_number: str, language: str | None) -> 
     services = build_services(settings)
     services.clock = demo_clock(services, order_number)
     async with AsyncExitStack() as stack:
-        url = settings.nlu.url
-        if not url:
-            await run_in_threadpool(train)
-            server = RasaServer(port=free_port(settings.nlu.local_port))
-            await run_in_threadpool(server.start)
-            stack.callback(server.stop)
-            url = server.url
+        url = await nlu_url(settings, stack)
         client = _nlu_client(services, url)
         stack.push_async_callback(client.close)
         channels: list[Channel] = [TerminalChannel(stdout_writer)]

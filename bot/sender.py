@@ -158,8 +158,10 @@ class Sender:
     async def run_once(self) -> int:
         """Claim one batch and deliver it; return how many pushes were handled."""
         batch = await run_in_threadpool(self._claim_and_render)
-        for item in batch:
-            await self._deliver(item)
+        # Concurrently: the limiter spaces the sends, and each push goes to its own chats, so
+        # a chat still gets its pushes in order (one batch never holds two for one order's
+        # chat out of order: they are claimed oldest first and the limiter queues per chat).
+        await asyncio.gather(*(self._deliver(item) for item in batch))
         return len(batch)
 
     async def _deliver(self, item: Rendered) -> None:

@@ -79,7 +79,7 @@ class PushSettings(BaseModel):
     delay_threshold_minutes: int = Field(20, ge=1)
     delay_min_interval_minutes: int = Field(30, ge=0)
     narrowed_ratio: float = Field(0.5, gt=0, le=1)
-    send_rate_per_second: float = Field(30, gt=0)
+    send_rate_per_second: float = Field(29, gt=0)
     lease_seconds: int = Field(60, ge=1)
     max_attempts: int = Field(8, ge=1)
 

@@ -1,0 +1,122 @@
+"""Benchmark one scheduler tick: 1k / 10k / 100k active orders beside 1M finished ones.
+
+The tick must cost what the active visits cost, whatever the number of finished orders.
+Run: .venv/bin/python bench/tick.py [--finished 1000000] [--database sqlite|postgres|both]
+PostgreSQL uses TECHBOT_TEST_DATABASE_URL's server (a scratch database is created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from bot.pushes import decide
+from bot.services import Services
+from bot.settings import load_settings
+from storage.db import make_engine, make_session_factory, transaction
+from storage.migrate import upgrade
+from storage.models import Customer, Order
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # 11:00 in Berlin: no quiet hours
+CHUNK = 20_000
+
+
+def add_orders(services: Services, *, start: int, count: int, active: bool) -> None:
+    """Bulk-insert orders: active ones booked today, finished ones completed long ago."""
+    for first in range(start, start + count, CHUNK):
+        ids = range(first, min(first + CHUNK, start + count))
+        with transaction(services.sessions) as session:
+            session.execute(insert(Customer), [
+                {"id": i, "name": "K", "language": "de", "postal_code": "10115",
+                 "created_at": NOW} for i in ids])
+            session.execute(insert(Order), [
+                {"id": i, "number": f"{i:09d}", "customer_id": i,
+                 "status": "scheduled" if active else "completed",
+                 "street": "Weg", "postal_code": "10115", "city": "Berlin",
+                 "timezone": "Europe/Berlin", "region": "bench", "moves": 0,
+                 "window_start": NOW + timedelta(hours=2) if active else NOW - timedelta(days=60),
+                 "window_end": NOW + timedelta(hours=4) if active else NOW - timedelta(days=60),
+                 "created_at": NOW, "updated_at": NOW if active else NOW - timedelta(days=60)}
+                for i in ids])
+
+
+def tick_seconds(services: Services) -> float:
+    """Time one tick that decides every watched order (and finds nothing new to send)."""
+    decide(services, now=NOW)  # the first tick may enqueue; the steady state is the next one
+    started = time.perf_counter()
+    decide(services, now=NOW + timedelta(seconds=30))
+    return time.perf_counter() - started
+
+
+def bench(url: str, finished: int, label: str) -> list[str]:
+    """Measure ticks for growing active counts, without and with the finished orders."""
+    lines = []
+    for active in (1_000, 10_000, 100_000):
+        row = []
+        for with_finished in (False, True):
+            engine = make_engine(url() if callable(url) else url)
+            upgrade(engine)
+            services = Services(load_settings(), engine, make_session_factory(engine),
+                                clock=lambda: NOW)
+            add_orders(services, start=1, count=active, active=True)
+            if with_finished:
+                add_orders(services, start=active + 1, count=finished, active=False)
+            row.append(tick_seconds(services))
+            engine.dispose()
+        lines.append(f"| {label} | {active:,} | {row[0] * 1000:.0f} | {finished:,} | "
+                     f"{row[1] * 1000:.0f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def sqlite_url() -> str:
+    return f"sqlite:///{tempfile.mkdtemp(prefix='techbot-tick-')}/tick.sqlite3"
+
+
+def postgres_url() -> str:
+    base = os.environ.get("TECHBOT_TEST_DATABASE_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"techbot_tick_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    CREATED.append((base, name))
+    return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+CREATED: list[tuple[str, str]] = []
+
+
+def main() -> None:
+    """Parse the arguments, run on the chosen databases, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--finished", type=int, default=1_000_000)
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    print(f"# Tick cost, {os.cpu_count()} cores\n")
+    print("| database | active orders | tick ms (no finished) | finished orders | "
+          "tick ms (with finished) |")
+    print("|---|---|---|---|---|")
+    try:
+        if args.database in ("sqlite", "both"):
+            bench(sqlite_url, args.finished, "SQLite")  # type: ignore[arg-type]
+        if args.database in ("postgres", "both"):
+            bench(postgres_url, args.finished, "PostgreSQL")  # type: ignore[arg-type]
+    finally:
+        for base, name in CREATED:
+            admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
