@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
 from bot.services import Services
 from bot.turns import texts_factory
 from dialogues import linking
@@ -67,11 +69,11 @@ def start(services: Services, *, chat_key: str, telegram_chat_id: int | None,
         return replies
 
 
-def _open_orders(session: object, customer_id: int | None) -> list[str]:
+def _open_orders(session: Session, customer_id: int | None) -> list[str]:
     if customer_id is None:
         return []
     done = (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
-    return [o.number for o in orders_of_customer(session, customer_id=customer_id)  # type: ignore[arg-type]
+    return [o.number for o in orders_of_customer(session, customer_id=customer_id)
             if o.status not in done]
 
 

@@ -37,6 +37,7 @@ def order_json(
     notifications = session.scalars(
         select(Notification).where(Notification.order_id == order.id).order_by(Notification.id)
     )
+    predicted = predict_for_order(session, order=order, settings=settings, now=now)
     return {
         "number": order.number,
         "status": order.status,
@@ -51,6 +52,10 @@ def order_json(
         "technician": {"id": order.technician.id, "name": order.technician.name}
         if order.technician else None,
         "eta": _iso(order.eta, zone),
+        "predicted": {"eta": _iso(predicted.eta, zone),
+                      "window": {"start": _iso(predicted.window_start, zone),
+                                 "end": _iso(predicted.window_end, zone)}}
+        if predicted else None,
         "eta_reported_at": _iso(order.eta_reported_at, zone),
         "arrived_at": _iso(order.arrived_at, zone),
         "finished_at": _iso(order.finished_at, zone),

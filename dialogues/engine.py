@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel.numbers import format_currency
+
 from dialogues.model import (
     BookSlot,
     Button,
@@ -520,8 +522,6 @@ def compensation(ctx: Context) -> Step:
 
 
 def _euros(cents: int, language: str) -> str:
-    from babel.numbers import format_currency
-
     return format_currency(cents / 100, "EUR", locale=language)
 
 

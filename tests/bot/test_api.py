@@ -65,6 +65,8 @@ def test_the_whole_flow_of_a_dispatch_day(api: TestClient) -> None:
     assert event.status_code == 201 and event.json()["status"] == "scheduled"
     view = api.get("/api/v1/orders/40000001").json()
     assert view["eta"] == "2026-11-24T09:40:00+01:00"
+    assert view["predicted"]["eta"] == "2026-11-24T09:40:00+01:00"
+    assert view["predicted"]["window"]["end"] == "2026-11-24T10:00:00+01:00"
     assert view["route_stop"] == {"technician": "T-1", "day": "2026-11-24", "position": 1,
                                   "of": 1}
     assert view["technician"] == {"id": "T-1", "name": "Jonas Becker"}
