@@ -208,3 +208,39 @@ async def test_webhook_mode_checks_the_secret(
         answer = await customer.reply()  # the update went through the bot; its reply to Telegram
         assert said("de", ASK_FOR_ORDER) in answer["text"]
         await customer.close()
+
+
+async def test_chat_commands_stop_start_language_help_and_delete(
+    service: Running, demo: DemoResult, emulator: str
+) -> None:
+    number, token = token_of(demo, "de")
+    customer = Customer(emulator, chat_id=2010)
+    await customer.say(f"/start {token}")
+    await customer.reply()
+    await customer.say("/stop")
+    assert "/start" in (await customer.reply())["text"]
+    with transaction(service.services.sessions) as session:
+        assert not session.query(Chat).filter_by(chat_key="tg:2010").one().notifications_enabled
+    await customer.say("/start")
+    await customer.reply()
+    with transaction(service.services.sessions) as session:
+        assert session.query(Chat).filter_by(chat_key="tg:2010").one().notifications_enabled
+    await customer.say("/language")
+    languages = await customer.reply()
+    assert ("Türkçe", "l:tr") in buttons(languages)
+    await customer.tap("l:tr", message_id=languages["message_id"])
+    assert said("tr", "From now on I will write in English.") in (await customer.reply())["text"]
+    await customer.say("/help")
+    assert "Almanca, İngilizce, Türkçe, Rusça veya Arapça" in (await customer.reply())["text"]
+    await customer.say("/delete")
+    question = await customer.reply()
+    assert [p for _, p in buttons(question)] == ["d:yes", "d:no"]
+    await customer.tap("d:yes", message_id=question["message_id"])
+    await customer.reply()
+    with transaction(service.services.sessions) as session:
+        assert session.query(Chat).filter_by(chat_key="tg:2010").one_or_none() is None
+        assert require_order(session, number=number).status == "scheduled"  # order untouched
+    await customer.say("wann kommt der techniker")  # forgotten: asked to identify again
+    assert said("tr", ASK_FOR_ORDER) in (await customer.reply())["text"] or said(
+        "de", ASK_FOR_ORDER) in customer.inbox[-1]["text"]
+    await customer.close()
