@@ -55,7 +55,7 @@ async def raw_parse_rate(url: str, concurrency: int, total: int) -> float:
         return total / (time.perf_counter() - started)
 
 
-async def run(messages: int) -> None:
+async def run(messages: int, limit: float) -> None:
     train()
     nlu = RasaServer(port=free_port())
     nlu.start()
@@ -65,7 +65,8 @@ async def run(messages: int) -> None:
         os.environ.update({
             "TECHBOT_API__TOKEN": "bench-api-token-0123456789", "TECHBOT_DATA_DIR": data,
             "TECHBOT_TELEGRAM__TOKEN": BOT_TOKEN, "TECHBOT_TELEGRAM__BASE_URL": emulator,
-            "TECHBOT_TELEGRAM__POLL_INTERVAL_SECONDS": "0.02", "TECHBOT_NLU__URL": nlu.url})
+            "TECHBOT_TELEGRAM__POLL_INTERVAL_SECONDS": "0.02", "TECHBOT_NLU__URL": nlu.url,
+            "TECHBOT_TELEGRAM__API_REQUESTS_PER_SECOND": str(limit)})
         async with running_service(load_settings(), telegram_request=EmulatorRequest()) as service:
             assert service.telegram is not None
             services = service.services
@@ -74,7 +75,8 @@ async def run(messages: int) -> None:
                 order_id = require_order(session, number="40000001").id
             idle = (own_rss_mb(), rss_mb(nlu.process.pid))
             print(f"# Reply benchmark: {messages} messages per customer, {platform.machine()}, "
-                  f"{os.cpu_count()} cores\n")
+                  f"{os.cpu_count()} cores, Bot API limit "
+                  f"{'off' if not limit else f'{limit:g} requests/s'}\n")
             print("| customers | messages | bot p50 ms | bot p95 ms | bot p99 ms | messages/s "
                   "| raw /model/parse msg/s | bot ÷ NLU time |")
             print("|---|---|---|---|---|---|---|---|")
@@ -121,7 +123,10 @@ def main() -> None:
     """Parse the arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20)
-    asyncio.run(run(parser.parse_args().messages))
+    parser.add_argument("--limit", type=float, default=0,
+                        help="Bot API requests/s (30 as on Telegram; 0: off, the bot's own cost)")
+    args = parser.parse_args()
+    asyncio.run(run(args.messages, args.limit))
 
 
 if __name__ == "__main__":

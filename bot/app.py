@@ -107,6 +107,8 @@ async def running_service(
         url = await nlu_url(settings, stack)
         client = _nlu_client(services, url)
         stack.push_async_callback(client.close)
+        # Load the language models now, not on the first customer's message (~0.6 s).
+        await run_in_threadpool(client.languages.warm_up)
         telegram = None
         if settings.telegram_enabled:
             telegram = TelegramBot(services, client, request=telegram_request)

@@ -47,6 +47,7 @@ class TelegramSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr("")
     live_location: bool = False
     poll_interval_seconds: float = Field(0.0, ge=0)  # Telegram long-polls; emulators do not
+    api_requests_per_second: float = Field(30, ge=0)  # Telegram's limit; 0: no limiter
     link_token_ttl_hours: int = Field(72, ge=1)
     identify_max_failures: int = Field(5, ge=1)
 

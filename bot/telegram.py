@@ -85,8 +85,11 @@ class TelegramBot:
         self.handled: deque[float] = deque(maxlen=100_000)
         settings = services.settings.telegram
         # Updates of different chats run concurrently; ChatLocks keeps each chat in order.
-        builder = (ApplicationBuilder().token(settings.token.get_secret_value())
-                   .concurrent_updates(256).rate_limiter(AIORateLimiter(max_retries=3)))
+        builder: Any = ApplicationBuilder().token(
+            settings.token.get_secret_value()).concurrent_updates(256)
+        if settings.api_requests_per_second > 0:
+            builder = builder.rate_limiter(AIORateLimiter(
+                overall_max_rate=settings.api_requests_per_second, max_retries=3))
         if settings.mode == "webhook":
             builder = builder.updater(None)
         if settings.base_url:
