@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -29,7 +31,7 @@ from storage.chats import create_link_token
 from storage.db import transaction
 from storage.demo import seed_demo
 from storage.orders import require_order
-from tests.telegram.emulator import BOT_TOKEN, Customer, EmulatorRequest, running_emulator
+from tests.telegram.emulator import BOT_TOKEN, EmulatorRequest, running_emulator
 
 QUESTIONS = ["wann kommt der techniker", "when is the technician coming", "hallo",
              "teknisyen ne zaman gelecek", "когда придет мастер", "متى يجي الفني",
@@ -82,35 +84,34 @@ async def run(messages: int, limit: float) -> None:
             print("|---|---|---|---|---|---|---|---|")
             chat = 200_000
             for customers in (1, 10, 50):
-                people = []
-                for _ in range(customers):
-                    chat += 1
-                    with transaction(services.sessions) as session:
-                        token = create_link_token(session, order_id=order_id,
-                                                  ttl=timedelta(hours=1), now=services.clock())
-                    person = Customer(emulator, chat_id=chat)
-                    await person.say(f"/start {token}")
-                    await person.reply(wait=60)
-                    people.append(person)
+                tokens = []
+                with transaction(services.sessions) as session:
+                    for _ in range(customers):
+                        tokens.append(create_link_token(session, order_id=order_id,
+                                                        ttl=timedelta(hours=1),
+                                                        now=services.clock()))
+                # The customers run in their own process: they must not share the bot's loop.
+                talkers = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.customers", "--emulator", emulator,
+                    "--tokens", json.dumps(tokens), "--first-chat", str(chat),
+                    "--messages", str(messages), stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE)
+                chat += customers
+                assert talkers.stdin is not None and talkers.stdout is not None
+                await talkers.stdout.readline()  # linked
                 service.telegram.handled.clear()
-
-                async def talk(person: Customer) -> None:
-                    for i in range(messages):
-                        await person.say(QUESTIONS[(i + person.chat_id) % len(QUESTIONS)])
-                        await person.reply(wait=60)
-
-                started = time.perf_counter()
-                await asyncio.gather(*(talk(p) for p in people))
-                seconds = time.perf_counter() - started
+                talkers.stdin.write(b"go\n")
+                await talkers.stdin.drain()
+                done = (await talkers.stdout.readline()).decode().split()
+                await talkers.wait()
+                seconds = float(done[1])
                 took = list(service.telegram.handled)
                 raw = await raw_parse_rate(nlu.url, customers, max(100, customers * messages))
                 rate = len(took) / seconds
                 nlu_share = 1 / raw  # seconds of NLU work per message at this concurrency
                 print(f"| {customers} | {len(took)} | {1000 * statistics.median(took):.1f} | "
                       f"{1000 * percentile(took, 0.95):.1f} | {1000 * percentile(took, 0.99):.1f}"
-                      f" | {rate:.1f} | {raw:.1f} | {(1 / rate) / nlu_share:.2f} |")
-                for person in people:
-                    await person.close()
+                      f" | {rate:.1f} | {raw:.1f} | {(1 / rate) / nlu_share:.2f} |", flush=True)
             busy = (own_rss_mb(), rss_mb(nlu.process.pid))
     nlu.stop()
     print(f"\nRSS: service {idle[0]:.0f} MB idle, {busy[0]:.0f} MB after the runs; "

@@ -105,8 +105,9 @@ class Customer:
     """A Telegram user in a private chat with the bot, driven through the emulator's client API."""
 
     def __init__(self, url: str, *, chat_id: int, language: str = "de",
-                 first_name: str = "Kunde") -> None:
+                 first_name: str = "Kunde", poll: float = 0.05) -> None:
         self.url = url
+        self.poll = poll
         self.chat_id = chat_id
         self.language = language
         self.first_name = first_name
@@ -156,7 +157,7 @@ class Customer:
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(f"chat {self.chat_id}: {len(new)} of {count} replies: {new}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.poll)
         self.inbox += new
         return new
 
