@@ -531,7 +531,7 @@ def feedback(ctx: Context) -> Step:
     text = ctx.text.strip()[:2000] or None
     if stars is None and ctx.kind in ("number", "rating"):
         return ctx.step(Reply(ctx.t("Please rate the visit from 1 to 5 stars."),
-                              _rating_buttons()), state=State.AWAITING_RATING)
+                              rating_buttons()), state=State.AWAITING_RATING)
     thanks = (ctx.t.plural("Thank you for your rating of {count} star!",
                            "Thank you for your rating of {count} stars!", stars)
               if stars else ctx.t("Thank you for your feedback!"))
@@ -549,7 +549,8 @@ def _stars(ctx: Context) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _rating_buttons() -> tuple[tuple[Button, ...], ...]:
+def rating_buttons() -> tuple[tuple[Button, ...], ...]:
+    """Return the 1 to 5 star buttons of a rating."""
     return (tuple(Button("⭐" * n, f"r:{n}") for n in range(1, 6)),)
 
 

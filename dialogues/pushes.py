@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from dialogues.engine import Context, TextsFor, bookable, offer
+from dialogues.engine import Context, TextsFor, bookable, offer, rating_buttons
 from dialogues.model import (
     Button,
     ButtonPress,
@@ -17,9 +17,6 @@ from dialogues.model import (
     State,
     Step,
 )
-
-PUSH_KINDS = ("reminder", "window_narrowed", "eta_near", "delayed", "cancelled_by_operator",
-              "rescheduled", "rating_request", "missed_visit")
 
 
 def _when(payload: dict[str, Any], key: str) -> datetime:
@@ -103,7 +100,7 @@ def rating_request(ctx: Context, payload: dict[str, Any]) -> Step:
     """After the visit: ask for 1 to 5 stars."""
     return ctx.step(Reply(ctx.t("Your visit is complete. How satisfied were you? Please rate it "
                                 "from 1 to 5 stars."),
-                          (tuple(Button("⭐" * n, f"r:{n}") for n in range(1, 6)),)),
+                          rating_buttons()),
                     state=State.AWAITING_RATING)
 
 

@@ -9,8 +9,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -177,14 +175,3 @@ def wait_until_ready(
             pass
         time.sleep(0.5)
     raise NluSetupError(f"the Rasa server at {url} did not answer within {timeout:.0f} s")
-
-
-@contextmanager
-def local_server(*, port: int) -> Iterator[str]:
-    """Run a local Rasa server for the duration of the block; yield its URL."""
-    server = RasaServer(port=port)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()

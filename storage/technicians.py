@@ -79,18 +79,8 @@ class RouteView:
 
 def route_of_order(session: Session, *, order_id: int) -> RouteView | None:
     """Return the latest-day route the order is a stop of, or None."""
-    stop = session.scalar(
-        select(RouteStop).where(RouteStop.order_id == order_id).order_by(RouteStop.day.desc())
-    )
-    if stop is None:
-        return None
-    rows = session.execute(
-        select(RouteStop, Order)
-        .join(Order, Order.id == RouteStop.order_id)
-        .where(RouteStop.technician_id == stop.technician_id, RouteStop.day == stop.day)
-        .order_by(RouteStop.position)
-    ).all()
-    return RouteView(stop.technician_id, stop.day, [(r[0], r[1]) for r in rows])
+    routes = routes_of_orders(session, order_ids=[order_id])
+    return routes[0] if routes else None
 
 
 def update_position(
