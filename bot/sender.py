@@ -27,7 +27,14 @@ from storage.db import transaction
 from storage.errors import ConversationConflict
 from storage.models import Notification, NotificationStatus
 from storage.orders import get_order_by_id
-from storage.outbox import claim_due, finish_undeliverable, mark_sent, retry_later
+from storage.outbox import (
+    claim_due,
+    delivered_chats,
+    finish_undeliverable,
+    mark_delivered,
+    mark_sent,
+    retry_later,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -96,13 +103,19 @@ class Sender:
             claimed = claim_due(session, worker=self.worker, now=now, limit=BATCH,
                                 lease=self.lease, order_id=self.order_id)
             chats = chats_of_orders(session, order_ids=list({n.order_id for n in claimed}))
+            # A push retried after a partial failure or a crash goes only to the chats it missed.
+            reached = delivered_chats(session, notification_ids=[n.id for n in claimed])
             rendered = []
             for notification in claimed:
                 order = get_order_by_id(session, order_id=notification.order_id)
                 targets = [c for c in chats.get(notification.order_id, [])
                            if self._channel(c.chat_key) is not None and not c.unreachable
                            and (c.notifications_enabled
-                                or notification.kind == "cancelled_by_operator")]
+                                or notification.kind == "cancelled_by_operator")
+                           and c.chat_key not in reached.get(notification.id, set())]
+                if order is not None and not targets and notification.id in reached:
+                    rendered.append(Rendered(notification.id, notification.kind, ()))
+                    continue  # every chat got it before the interruption: only "sent" is left
                 if order is None or not targets:
                     rendered.append(Rendered(notification.id, notification.kind, (),
                                              "no reachable chat wants this push"))
@@ -170,7 +183,7 @@ class Sender:
             await run_in_threadpool(self._finish, item.notification_id, "held", item.skip_reason)
             metrics.labels(item.kind, "held").inc()
             return
-        for chat_key, telegram_chat_id, replies in item.targets:
+        for number, (chat_key, telegram_chat_id, replies) in enumerate(item.targets, 1):
             await self.limiter.wait(chat_key)
             channel = self._channel(chat_key)
             assert channel is not None  # targets were chosen by their channel
@@ -189,8 +202,16 @@ class Sender:
                                         exc.after, attempts + 1)
                 metrics.labels(item.kind, "retry").inc()
                 return
+            if number < len(item.targets):  # the last one is recorded by "sent" below
+                await run_in_threadpool(self._delivered, item.notification_id, chat_key)
         await run_in_threadpool(self._finish, item.notification_id, "sent")
         metrics.labels(item.kind, "sent").inc()
+
+    def _delivered(self, notification_id: int, chat_key: str) -> None:
+        with transaction(self.services.sessions) as session:
+            if not mark_delivered(session, notification_id=notification_id, worker=self.worker,
+                                  chat_key=chat_key, now=self.services.clock()):
+                log.warning("push %s: lease lost while delivering it", notification_id)
 
     def _attempts(self, notification_id: int) -> int:
         with transaction(self.services.sessions) as session:

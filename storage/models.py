@@ -335,5 +335,7 @@ class NotificationAttempt(Base):
         ForeignKey("notifications.id", ondelete="CASCADE"), index=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    outcome: Mapped[str] = mapped_column(String(16))  # sent | retry | blocked | error
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | sent | retry | blocked | error
     detail: Mapped[str | None] = mapped_column(String(500))
+    # "delivered" rows name the chat that got the push, so a retry skips the chats already told.
+    chat_key: Mapped[str | None] = mapped_column(String(64))

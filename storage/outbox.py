@@ -70,9 +70,34 @@ def _still_mine(notification_id: int, worker: str) -> Any:
 
 
 def _attempt(session: Session, notification_id: int, outcome: str, detail: str | None,
-             now: datetime) -> None:
+             now: datetime, chat_key: str | None = None) -> None:
     session.add(NotificationAttempt(notification_id=notification_id, outcome=outcome,
-                                    detail=(detail or "")[:500] or None, at=now))
+                                    detail=(detail or "")[:500] or None, at=now,
+                                    chat_key=chat_key))
+
+
+def mark_delivered(session: Session, *, notification_id: int, worker: str, chat_key: str,
+                   now: datetime) -> bool:
+    """Record that one of the push's chats got it; False if the lease was lost meanwhile."""
+    mine = session.scalar(select(Notification.id).where(_still_mine(notification_id, worker)))
+    if mine is None:
+        return False
+    _attempt(session, notification_id, "delivered", None, now, chat_key)
+    return True
+
+
+def delivered_chats(session: Session, *, notification_ids: list[int]) -> dict[int, set[str]]:
+    """Return the chats each push already reached (on an earlier, interrupted attempt)."""
+    found: dict[int, set[str]] = {}
+    for start in range(0, len(notification_ids), 500):
+        rows = session.execute(
+            select(NotificationAttempt.notification_id, NotificationAttempt.chat_key).where(
+                NotificationAttempt.notification_id.in_(notification_ids[start:start + 500]),
+                NotificationAttempt.outcome == "delivered"))
+        for notification_id, chat_key in rows:
+            if chat_key is not None:
+                found.setdefault(notification_id, set()).add(chat_key)
+    return found
 
 
 def mark_sent(session: Session, *, notification_id: int, worker: str, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from dialogues.model import Reply
 from storage.chats import ensure_chat, link_chat
 from storage.db import transaction
 from storage.models import Chat, Notification, NotificationAttempt
+from storage.orders import get_order_by_id
 from storage.outbox import claim_due, enqueue
 from tests.conftest import NOW
 from tests.factories import make_order
@@ -172,3 +173,38 @@ def test_two_senders_on_one_database_send_each_push_once(services: Services) -> 
     asyncio.run(both())
     delivered = first.delivered + second.delivered
     assert sorted(delivered) == sorted(f"tg:{i}" for i in range(40))
+
+
+def test_a_retry_after_a_partial_failure_skips_the_chats_already_told(
+    services: Services, one_push: int
+) -> None:
+    clock = [NOW]
+    services.clock = lambda: clock[0]
+    with transaction(services.sessions) as session:
+        second = ensure_chat(session, chat_key="tg:78", telegram_chat_id=78, now=NOW)
+        order = get_order_by_id(session, order_id=one_push)
+        assert order is not None
+        link_chat(session, chat=second, order=order)
+    channel = ScriptedChannel(["ok", "500"])  # the first chat gets it, the second fails
+    sender = Sender(services, [channel])
+    asyncio.run(sender.run_once())
+    assert _row(services).status == "pending"
+    clock[0] += timedelta(minutes=15)
+    asyncio.run(sender.run_once())
+    assert _row(services).status == "sent"
+    assert sorted(channel.delivered) == ["tg:77", "tg:78"]  # each chat exactly once
+    with transaction(services.sessions) as session:
+        assert [(a.outcome, a.chat_key) for a in session.query(NotificationAttempt).order_by(
+            NotificationAttempt.id)] == [("delivered", "tg:77"), ("retry", None), ("sent", None)]
+
+
+def test_a_push_every_chat_got_before_a_crash_is_only_marked_sent(
+    services: Services, one_push: int
+) -> None:
+    with transaction(services.sessions) as session:
+        row = session.query(Notification).one()
+        session.add(NotificationAttempt(notification_id=row.id, outcome="delivered", at=NOW,
+                                        chat_key="tg:77"))
+    channel = ScriptedChannel([])
+    asyncio.run(Sender(services, [channel]).run_once())
+    assert (_row(services).status, channel.delivered) == ("sent", [])
