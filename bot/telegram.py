@@ -21,6 +21,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -109,13 +110,15 @@ class TelegramBot:
         app.add_handler(CommandHandler("language", self._guard(self.on_language),
                                        filters=private))
         app.add_handler(CommandHandler("help", self._guard(self.on_help), filters=private))
-        app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND,
-                                       self._guard(self.on_text)))
+        # Any other text, an unknown command included ("/status" reads as "status").
+        app.add_handler(MessageHandler(private & filters.TEXT, self._guard(self.on_text)))
         app.add_handler(CallbackQueryHandler(self._guard(self.on_button)))
         app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
                                        self._guard(self.on_other)))
         app.add_handler(MessageHandler(~private & (filters.TEXT | filters.COMMAND),
                                        self._guard(self.on_group)))
+        app.add_handler(ChatMemberHandler(self._guard(self.on_blocked),
+                                          ChatMemberHandler.MY_CHAT_MEMBER))
         app.add_error_handler(self.on_error)
 
     def _guard(self, handler: Handler) -> Handler:
@@ -182,6 +185,9 @@ class TelegramBot:
         """Free text: through the NLU to the dialogue, or identification when unlinked."""
         assert update.effective_message is not None and update.effective_chat is not None
         text = update.effective_message.text or ""
+        if text.startswith("/"):  # an unknown command: its words are the message
+            command, _, rest = text[1:].partition(" ")
+            text = f"{command.split('@', 1)[0]} {rest}".strip() or text
         state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
         if state.order_id is None:
             replies = await run_in_threadpool(
@@ -230,6 +236,15 @@ class TelegramBot:
         t = texts_factory("Europe/Berlin")(self._hint(update) or "de")
         await self.send(update.effective_chat.id, [linking.private_only(t)])
 
+    async def on_blocked(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The customer blocked (or unblocked) the bot: stop (or resume) the pushes at once."""
+        member = update.my_chat_member
+        assert member is not None
+        if member.chat.type != "private":
+            return
+        blocked = member.new_chat_member.status in ("kicked", "left")
+        await run_in_threadpool(self._mark_unreachable, member.chat.id, blocked)
+
     async def _language(self, update: Update) -> str:
         state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
         return state.language or self._hint(update) or "de"
@@ -277,9 +292,9 @@ class TelegramBot:
             except BadRequest:
                 log.warning("Telegram refused a message to chat %s", chat_id, exc_info=True)
 
-    def _mark_unreachable(self, chat_id: int) -> None:
+    def _mark_unreachable(self, chat_id: int, unreachable: bool = True) -> None:
         with transaction(self.services.sessions) as session:
-            mark_unreachable(session, telegram_chat_id=chat_id)
+            mark_unreachable(session, telegram_chat_id=chat_id, unreachable=unreachable)
 
     # Running ------------------------------------------------------------------------------
 

@@ -123,10 +123,12 @@ def set_notifications(session: Session, *, chat: Chat, enabled: bool) -> None:
     session.flush()
 
 
-def mark_unreachable(session: Session, *, telegram_chat_id: int) -> None:
-    """Stop pushes to a chat that blocked the bot."""
+def mark_unreachable(session: Session, *, telegram_chat_id: int, unreachable: bool = True
+                     ) -> None:
+    """Stop pushes to a chat that blocked the bot (or resume them when it unblocks it)."""
     session.execute(
-        update(Chat).where(Chat.telegram_chat_id == telegram_chat_id).values(unreachable=True)
+        update(Chat).where(Chat.telegram_chat_id == telegram_chat_id)
+        .values(unreachable=unreachable)
     )
 
 
