@@ -2,13 +2,17 @@
 
 emulator -> python-telegram-bot -> NLU server -> dialogues -> database -> reply, in one run with
 raw /model/parse throughput of the same NLU server, and the memory of both processes.
-Run: .venv/bin/python bench/replies.py [--messages 20]
+Customers pause to read and type (up to --think seconds) before each message, as people do; a
+last row without pauses shows where the path saturates. CPU time per message is read for the
+bot, the NLU server and the emulator separately.
+Run: .venv/bin/python -m bench.replies [--messages 20] [--limit 30] [--think 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -18,10 +22,11 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 
-from bench.nlu import percentile, rss_mb
+from bench.nlu import cpu_seconds, percentile, rss_mb
 from bot.app import running_service
 from bot.settings import load_settings
 from nlu.commands import free_port
@@ -57,7 +62,18 @@ async def raw_parse_rate(url: str, concurrency: int, total: int) -> float:
         return total / (time.perf_counter() - started)
 
 
-async def run(messages: int, limit: float) -> None:
+def emulator_pid(url: str) -> int:
+    """Return the process id of the Node emulator serving this URL."""
+    port = url.rsplit(":", 1)[1]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if any(a.endswith(b"server.js") for a in args) and port.encode() in args:
+                return int(cmdline.parent.name)
+    raise RuntimeError(f"no emulator process serves {url}")
+
+
+async def run(messages: int, limit: float, rows: list[tuple[int, float]]) -> None:
     train()
     nlu = RasaServer(port=free_port())
     nlu.start()
@@ -79,11 +95,13 @@ async def run(messages: int, limit: float) -> None:
             print(f"# Reply benchmark: {messages} messages per customer, {platform.machine()}, "
                   f"{os.cpu_count()} cores, Bot API limit "
                   f"{'off' if not limit else f'{limit:g} requests/s'}\n")
-            print("| customers | messages | bot p50 ms | bot p95 ms | bot p99 ms | messages/s "
-                  "| raw /model/parse msg/s | bot ÷ NLU time |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("| customers | typing pause s | messages | bot p50 ms | bot p95 ms | bot p99 ms "
+                  "| messages/s | CPU ms/msg bot | CPU ms/msg NLU | CPU ms/msg emulator "
+                  "| bot ÷ NLU CPU | raw /model/parse msg/s | bot ÷ NLU time |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            node = emulator_pid(emulator)
             chat = 200_000
-            for customers in (1, 10, 50):
+            for customers, think in rows:
                 tokens = []
                 with transaction(services.sessions) as session:
                     for _ in range(customers):
@@ -94,30 +112,40 @@ async def run(messages: int, limit: float) -> None:
                 talkers = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.customers", "--emulator", emulator,
                     "--tokens", json.dumps(tokens), "--first-chat", str(chat),
-                    "--messages", str(messages), stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE)
+                    "--messages", str(messages), "--think", str(think),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
                 chat += customers
                 assert talkers.stdin is not None and talkers.stdout is not None
                 await talkers.stdout.readline()  # linked
                 service.telegram.handled.clear()
+                pids = (os.getpid(), nlu.process.pid, node)
+                cpu_before = [cpu_seconds(pid) for pid in pids]
                 talkers.stdin.write(b"go\n")
                 await talkers.stdin.drain()
                 done = (await talkers.stdout.readline()).decode().split()
+                cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu_before, strict=True)]
                 await talkers.wait()
                 seconds = float(done[1])
                 took = list(service.telegram.handled)
+                bot_ms, nlu_ms, node_ms = (1000 * c / len(took) for c in cpu)
                 raw = await raw_parse_rate(nlu.url, customers, max(100, customers * messages))
                 rate = len(took) / seconds
                 nlu_share = 1 / raw  # seconds of NLU work per message at this concurrency
-                print(f"| {customers} | {len(took)} | {1000 * statistics.median(took):.1f} | "
+                print(f"| {customers} | {think:g} | {len(took)} | "
+                      f"{1000 * statistics.median(took):.1f} | "
                       f"{1000 * percentile(took, 0.95):.1f} | {1000 * percentile(took, 0.99):.1f}"
-                      f" | {rate:.1f} | {raw:.1f} | {(1 / rate) / nlu_share:.2f} |", flush=True)
+                      f" | {rate:.1f} | {bot_ms:.2f} | {nlu_ms:.2f} | {node_ms:.2f} | "
+                      f"{bot_ms / nlu_ms:.2f} | {raw:.1f} | {(1 / rate) / nlu_share:.2f} |",
+                      flush=True)
             busy = (own_rss_mb(), rss_mb(nlu.process.pid))
     nlu.stop()
     print(f"\nRSS: service {idle[0]:.0f} MB idle, {busy[0]:.0f} MB after the runs; "
           f"NLU server {idle[1]:.0f} MB idle, {busy[1]:.0f} MB after the runs")
-    print("bot ÷ NLU time: wall time per message through the whole path divided by the NLU "
-          "server's own time per message at the same concurrency (1.00 = the bot adds nothing).")
+    print("CPU ms/msg: CPU time each process spent per message in the run (the bot's includes "
+          "polling, python-telegram-bot, language id, dialogue, database and sending).\n"
+          "bot ÷ NLU time: wall time per message through the whole path divided by the NLU "
+          "server's own time per message at the same concurrency (1.00 = the bot adds nothing; "
+          "with typing pauses the customers, not the bot, set the pace).")
 
 
 def main() -> None:
@@ -126,8 +154,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--limit", type=float, default=0,
                         help="Bot API requests/s (30 as on Telegram; 0: off, the bot's own cost)")
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="the longest typing pause of a customer, in seconds")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.limit))
+    # People pause to read and type; the last row, without pauses, shows the saturation.
+    rows = [(1, 0.0), (10, args.think), (50, args.think), (50, 0.0)]
+    asyncio.run(run(args.messages, args.limit, rows))
 
 
 if __name__ == "__main__":

@@ -77,10 +77,13 @@ def order_json(
 
 
 def order_view(session: Session, *, order: Order, settings: Settings, now: datetime) -> OrderView:
-    """Build the engine's read-only view of the order: window, technician, route, free slots."""
-    rules = settings.rules
-    slots = free_slots(session, region=order.region, after=now,
-                       until=now + timedelta(days=rules.offer_horizon_days), limit=200)
+    """Build the engine's read-only view of the order; route and free slots are read if asked."""
+    horizon = now + timedelta(days=settings.rules.offer_horizon_days)
+
+    def load_free_slots() -> tuple[SlotView, ...]:
+        slots = free_slots(session, region=order.region, after=now, until=horizon, limit=200)
+        return tuple(SlotView(s.id, s.start, s.end) for s in slots)
+
     return OrderView(
         number=order.number,
         status=order.status,
@@ -89,14 +92,15 @@ def order_view(session: Session, *, order: Order, settings: Settings, now: datet
         window_end=order.window_end,
         technician_name=order.technician.name if order.technician else None,
         code_word=order.technician.code_word if order.technician else None,
-        prediction=predict_for_order(session, order=order, settings=settings, now=now),
         status_reason=order.status_reason,
         moves=order.moves,
         slot_id=order.slot_id,
         arrived_at=order.arrived_at,
         finished_at=order.finished_at,
         monthly_fee_cents=order.monthly_fee_cents,
-        free_slots=tuple(SlotView(s.id, s.start, s.end) for s in slots),
+        load_prediction=lambda: predict_for_order(session, order=order, settings=settings,
+                                                  now=now),
+        load_free_slots=load_free_slots,
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from nlu.types import Parsed
@@ -51,14 +53,28 @@ class OrderView:
     window_end: datetime | None
     technician_name: str | None = None
     code_word: str | None = None
-    prediction: Prediction | None = None
     status_reason: str | None = None
     moves: int = 0
     slot_id: int | None = None
     arrived_at: datetime | None = None
     finished_at: datetime | None = None
     monthly_fee_cents: int | None = None
-    free_slots: tuple[SlotView, ...] = ()  # the region's free windows, soonest first
+    # Read on demand, in the turn's transaction: most turns ("danke", "hallo") need neither
+    # the route's prediction nor the region's free windows, the dearest reads of a turn.
+    load_prediction: Callable[[], Prediction | None] = field(
+        default=lambda: None, repr=False, compare=False)
+    load_free_slots: Callable[[], tuple[SlotView, ...]] = field(
+        default=tuple, repr=False, compare=False)
+
+    @cached_property
+    def prediction(self) -> Prediction | None:
+        """Return the expected arrival, read once."""
+        return self.load_prediction()
+
+    @cached_property
+    def free_slots(self) -> tuple[SlotView, ...]:
+        """Return the region's free windows, soonest first, read once."""
+        return self.load_free_slots()
 
     @property
     def technician_first_name(self) -> str | None:

@@ -47,8 +47,11 @@ def make_view(**changes: Any) -> OrderView:
         number="40000001", status="scheduled", timezone="Europe/Berlin",
         window_start=TOMORROW_9, window_end=TOMORROW_9 + timedelta(hours=2),
         technician_name="Jonas Becker", code_word="Kranich", slot_id=100,
-        monthly_fee_cents=4995, free_slots=make_slots(),
+        monthly_fee_cents=4995, load_free_slots=make_slots,
     )
+    for name in ("prediction", "free_slots"):  # given as values, read as the engine reads them
+        if name in changes:
+            changes[f"load_{name}"] = (lambda value: lambda: value)(changes.pop(name))
     return replace(view, **changes)
 
 
