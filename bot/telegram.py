@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from telegram.request import BaseRequest
 from bot import chats
 from bot.sender import Blocked, TryLater
 from bot.services import Services
-from bot.turns import chat_state, handle, texts_factory
+from bot.turns import chat_state, handle_chat, texts_factory
 from dialogues import linking
 from dialogues.model import ButtonPress, Reply, TextMessage
 from nlu.client import NluClient
@@ -50,6 +50,32 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup([[InlineKeyboardButton(b.title, callback_data=b.payload)
                                   for b in row] for row in reply.buttons])
+
+
+class RecentLanguages:
+    """The language each recent chat spoke last: the NLU's prior, without a database read.
+
+    Only a prior: a stale entry (another worker's turn, a push) costs nothing but the prior.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._languages: OrderedDict[int, str] = OrderedDict()
+
+    def get(self, chat_id: int) -> str | None:
+        """Return the chat's last language, if this process saw it."""
+        return self._languages.get(chat_id)
+
+    def forget(self, chat_id: int) -> None:
+        """Drop what is known of a chat (its data was deleted)."""
+        self._languages.pop(chat_id, None)
+
+    def remember(self, chat_id: int, language: str) -> None:
+        """Note the chat's language; forget the least recent chat beyond the size."""
+        self._languages[chat_id] = language
+        self._languages.move_to_end(chat_id)
+        if len(self._languages) > self.size:
+            self._languages.popitem(last=False)
 
 
 @dataclass
@@ -82,6 +108,7 @@ class TelegramBot:
         self.services = services
         self.nlu = nlu
         self.locks = ChatLocks()
+        self.languages = RecentLanguages()
         # Seconds from an update reaching its handler to the reply sent (benchmarks read it).
         self.handled: deque[float] = deque(maxlen=100_000)
         settings = services.settings.telegram
@@ -188,16 +215,23 @@ class TelegramBot:
         if text.startswith("/"):  # an unknown command: its words are the message
             command, _, rest = text[1:].partition(" ")
             text = f"{command.split('@', 1)[0]} {rest}".strip() or text
-        state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
-        if state.order_id is None:
+        chat_id = update.effective_chat.id
+        # The conversation's language is the NLU's prior: remembered from this chat's last
+        # turn, else read (the first message since this process started).
+        language = self.languages.get(chat_id)
+        linked = True
+        if language is None:
+            state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
+            language, linked = state.language, state.order_id is not None
+        if linked:
+            parsed = await self.nlu.parse(text, current_language=language,
+                                          hint=self._hint(update))
+            linked = await self._dialogue(update, TextMessage(text, parsed))
+        if not linked:  # the text is the order number and postal code
             replies = await run_in_threadpool(
                 chats.identify, self.services, chat_key=self._key(update),
-                telegram_chat_id=update.effective_chat.id, text=text, language=self._hint(update))
-            await self.send(update.effective_chat.id, replies)
-            return
-        parsed = await self.nlu.parse(text, current_language=state.language,
-                                      hint=self._hint(update))
-        await self._dialogue(update, TextMessage(text, parsed), state.order_id)
+                telegram_chat_id=chat_id, text=text, language=self._hint(update))
+            await self.send(chat_id, replies)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A button: checked against the server-side offer; the pressed keyboard goes away."""
@@ -213,6 +247,8 @@ class TelegramBot:
         elif data.startswith("d:"):
             replies = await run_in_threadpool(chats.delete, self.services, chat_key=key,
                                               confirmed=data == "d:yes")
+            if data == "d:yes":
+                self.languages.forget(chat_id)
         else:
             replies = None
         if query.message is not None:
@@ -249,20 +285,20 @@ class TelegramBot:
         state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
         return state.language or self._hint(update) or "de"
 
-    async def _dialogue(self, update: Update, incoming: TextMessage | ButtonPress,
-                        order_id: int | None = None) -> None:
+    async def _dialogue(self, update: Update, incoming: TextMessage | ButtonPress) -> bool:
+        """Run the turn and send its replies; False when the chat is linked to no order."""
         assert update.effective_chat is not None
         chat_id = update.effective_chat.id
-        if order_id is None:
-            state = await run_in_threadpool(chat_state, self.services, chat_key=self._key(update))
-            order_id = state.order_id
-        if order_id is None:
-            t = texts_factory("Europe/Berlin")(await self._language(update))
-            await self.send(chat_id, [linking.ask_for_order(t)])
-            return
-        replies = await handle(self.services, chat_key=self._key(update), order_id=order_id,
-                               incoming=incoming, fallback_language=self._hint(update) or "de")
-        await self.send(chat_id, replies)
+        turn = await handle_chat(self.services, chat_key=self._key(update), incoming=incoming,
+                                 fallback_language=self._hint(update) or "de")
+        if turn is None:
+            if isinstance(incoming, ButtonPress):
+                t = texts_factory("Europe/Berlin")(await self._language(update))
+                await self.send(chat_id, [linking.ask_for_order(t)])
+            return False
+        self.languages.remember(chat_id, turn.language)
+        await self.send(chat_id, turn.replies)
+        return True
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with the traceback and the update id; answer the customer in their language."""

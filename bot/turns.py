@@ -120,9 +120,30 @@ def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat |
                 set_notifications(session, chat=chat, enabled=enabled)
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What a turn said, and the conversation's language after it."""
+
+    replies: tuple[Reply, ...]
+    language: str
+
+
 def run_turn(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
              fallback_language: str) -> tuple[Reply, ...]:
     """Run one engine step in one transaction, carrying out its commands; return the replies."""
+    turn = _run_turn(services, chat_key, order_id, incoming, fallback_language)
+    assert turn is not None  # the order was given
+    return turn.replies
+
+
+def run_chat_turn(services: Services, *, chat_key: str, incoming: Incoming,
+                  fallback_language: str) -> Turn | None:
+    """Run a turn for the chat's own order, read in the same transaction; None if unlinked."""
+    return _run_turn(services, chat_key, None, incoming, fallback_language)
+
+
+def _run_turn(services: Services, chat_key: str, order_id: int | None, incoming: Incoming,
+              fallback_language: str) -> Turn | None:
     for attempt in range(SAVE_ATTEMPTS):
         try:
             return _run_turn_once(services, chat_key, order_id, incoming, fallback_language)
@@ -131,15 +152,19 @@ def run_turn(services: Services, *, chat_key: str, order_id: int, incoming: Inco
     raise ConversationConflict(chat_key)
 
 
-def _run_turn_once(services: Services, chat_key: str, order_id: int, incoming: Incoming,
-                   fallback_language: str) -> tuple[Reply, ...]:
+def _run_turn_once(services: Services, chat_key: str, order_id: int | None, incoming: Incoming,
+                   fallback_language: str) -> Turn | None:
     rules = rules_of(services)
     with transaction(services.sessions) as session:
         now = services.clock()
+        chat = get_chat(session, chat_key=chat_key)
+        if order_id is None:
+            if chat is None or chat.order_id is None:
+                return None
+            order_id = chat.order_id
         order = get_order_by_id(session, order_id=order_id)
         if order is None:
             raise LookupError("the chat's order no longer exists")
-        chat = get_chat(session, chat_key=chat_key)
         conversation, version = conversation_of(session, chat_key, fallback_language)
         view = order_view(session, order=order, settings=services.settings, now=now)
         decide = partial(step, rules=rules, texts_for=texts_factory(order.timezone))
@@ -148,7 +173,7 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int, incoming: I
         save_conversation(session, chat_key=chat_key, state=result.conversation.state,
                           language=result.conversation.language,
                           data=result.conversation.data, now=now, expected_version=version)
-        return result.replies
+        return Turn(result.replies, result.conversation.language)
 
 
 def _apply(session: Session, result: Step, decide: Callable[..., Step],
@@ -163,6 +188,13 @@ def _apply(session: Session, result: Step, decide: Callable[..., Step],
             fresh = order_view(session, order=order, settings=services.settings, now=now)
             return decide(conversation, CommandFailed(command, "slot_taken"), fresh, now)
     return result
+
+
+async def handle_chat(services: Services, *, chat_key: str, incoming: Incoming,
+                      fallback_language: str) -> Turn | None:
+    """Run a turn for the chat's own order off the event loop; None if the chat is unlinked."""
+    return await run_in_threadpool(run_chat_turn, services, chat_key=chat_key,
+                                   incoming=incoming, fallback_language=fallback_language)
 
 
 async def handle(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
