@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
@@ -47,21 +48,37 @@ async def measure(call: Callable[[str], Awaitable[object]], texts: list[str],
     return latencies, time.perf_counter() - started
 
 
-def rss_mb(pid: int) -> float:
-    """Return the resident memory of a process and its children in MB (Linux /proc)."""
+def process_tree(pid: int) -> list[int]:
+    """Return the process and all its descendants (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in children.read_text().split())
+    return found
+
+
+def rss_mb(pid: int, *, tree: bool = True) -> float:
+    """Return the resident memory of a process (and its descendants) in MB (Linux /proc)."""
     total = 0
-    for status in [Path(f"/proc/{pid}/status"), *Path("/proc").glob(f"*/task/{pid}/children")]:
-        if status.name == "status" and status.exists():
-            for line in status.read_text().splitlines():
+    for member in process_tree(pid) if tree else [pid]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """Return the CPU time (user + system) a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
+    """Return the CPU time (user + system) a process (and its descendants) used so far."""
+    total = 0
+    for member in process_tree(pid) if tree else [pid]:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def run(url: str, texts: list[str]) -> list[str]:

@@ -46,7 +46,8 @@ QUESTIONS = ["wann kommt der techniker", "when is the technician coming", "hallo
 
 def own_rss_mb() -> float:
     """Return this process's resident memory in MB."""
-    return rss_mb(os.getpid()) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = rss_mb(os.getpid(), tree=False)
+    return own or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def raw_parse_rate(url: str, concurrency: int, total: int) -> float:
@@ -61,6 +62,11 @@ async def raw_parse_rate(url: str, concurrency: int, total: int) -> float:
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(total)))
         return total / (time.perf_counter() - started)
+
+
+def cpu_now(nlu: int, emulator: int) -> list[float]:
+    """Return CPU seconds so far: the bot (this process alone), the NLU server, the emulator."""
+    return [cpu_seconds(os.getpid(), tree=False), cpu_seconds(nlu), cpu_seconds(emulator)]
 
 
 def emulator_pid(url: str) -> int:
@@ -103,9 +109,9 @@ async def run(messages: int, limit: float, rows: list[tuple[int, float]]) -> Non
             print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             node = emulator_pid(emulator)
             # Polling an emulator (it has no long polling) costs CPU with nobody talking.
-            idle_before = cpu_seconds(os.getpid())
+            idle_before = cpu_seconds(os.getpid(), tree=False)
             await asyncio.sleep(3)
-            idle_ms_per_s = 1000 * (cpu_seconds(os.getpid()) - idle_before) / 3
+            idle_ms_per_s = 1000 * (cpu_seconds(os.getpid(), tree=False) - idle_before) / 3
             chat = 200_000
             for customers, think in rows:
                 tokens = []
@@ -124,12 +130,12 @@ async def run(messages: int, limit: float, rows: list[tuple[int, float]]) -> Non
                 assert talkers.stdin is not None and talkers.stdout is not None
                 await talkers.stdout.readline()  # linked
                 service.telegram.handled.clear()
-                pids = (os.getpid(), nlu.process.pid, node)
-                cpu_before = [cpu_seconds(pid) for pid in pids]
+                cpu_before = cpu_now(nlu.process.pid, node)
                 talkers.stdin.write(b"go\n")
                 await talkers.stdin.drain()
                 done = (await talkers.stdout.readline()).decode().split()
-                cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu_before, strict=True)]
+                cpu = [now - was for now, was in
+                       zip(cpu_now(nlu.process.pid, node), cpu_before, strict=True)]
                 await talkers.wait()
                 seconds = float(done[1])
                 took = list(service.telegram.handled)

@@ -137,8 +137,10 @@ class TelegramBot:
         app.add_handler(CommandHandler("language", self._guard(self.on_language),
                                        filters=private))
         app.add_handler(CommandHandler("help", self._guard(self.on_help), filters=private))
-        # Any other text, an unknown command included ("/status" reads as "status").
-        app.add_handler(MessageHandler(private & filters.TEXT, self._guard(self.on_text)))
+        # Any other text, an unknown command included ("/status" reads as "status"). An edited
+        # message is not a new one: answering it again could repeat a booking or a cancellation.
+        app.add_handler(MessageHandler(private & filters.TEXT & filters.UpdateType.MESSAGE,
+                                       self._guard(self.on_text)))
         app.add_handler(CallbackQueryHandler(self._guard(self.on_button)))
         app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL,
                                        self._guard(self.on_other)))

@@ -55,7 +55,7 @@ def _pid_file() -> Path:
 def serve(*, port: int, foreground: bool) -> int:
     """Start the server on the current model; return once it answers (or run until killed)."""
     train()
-    server = RasaServer(port=port)
+    server = RasaServer(port=port, outlive_parent=not foreground)
     server.start()
     assert server.process is not None
     print(f"NLU server answers at {server.url} (pid {server.process.pid}, log {server.log_path})")

@@ -124,8 +124,10 @@ def _rasa_env() -> dict[str, str]:
 class RasaServer:
     """A local `rasa run --enable-api` process on the current model."""
 
-    def __init__(self, *, port: int, model: Path | None = None) -> None:
+    def __init__(self, *, port: int, model: Path | None = None, outlive_parent: bool = False
+                 ) -> None:
         self.port = port
+        self.outlive_parent = outlive_parent  # `techbot nlu serve` leaves it running
         self.model = model or model_path()
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -137,10 +139,13 @@ class RasaServer:
             raise NluSetupError(f"no NLU model at {self.model}: run `techbot nlu train`")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as out:
+            command = [str(rasa_executable()), "run", "--enable-api", "-m", str(self.model),
+                       "--port", str(self.port), "-i", "127.0.0.1"]
+            if not self.outlive_parent:  # ends with us, even when we are SIGKILLed
+                command = [str(rasa_executable().with_name("python")),
+                           str(NLU_DIR / "watchdog.py"), str(os.getpid()), *command]
             self.process = subprocess.Popen(  # noqa: S603 - our own venv's rasa
-                [str(rasa_executable()), "run", "--enable-api", "-m", str(self.model),
-                 "--port", str(self.port), "-i", "127.0.0.1"],
-                stdout=out, stderr=subprocess.STDOUT, env=_rasa_env(),
+                command, stdout=out, stderr=subprocess.STDOUT, env=_rasa_env(),
                 cwd=cache_dir(), start_new_session=True,
             )
         wait_until_ready(self.url, timeout=timeout, process=self.process, log_path=self.log_path)
