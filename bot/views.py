@@ -16,7 +16,7 @@ from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
 from storage.slots import free_slots
-from storage.technicians import route_of_order, routes_of_orders
+from storage.technicians import routes_of_orders
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -28,7 +28,8 @@ def order_json(
 ) -> dict[str, Any]:
     """Return the order's state, window, route place, notes and pushes, times in its zone."""
     zone = ZoneInfo(order.timezone)
-    route = route_of_order(session, order_id=order.id)
+    routes = routes_of_orders(session, order_ids=[order.id])  # read once: place and prediction
+    route = routes[0] if routes else None
     stop = None
     if route is not None:
         position = next(i for i, (s, _) in enumerate(route.stops, 1) if s.order_id == order.id)
@@ -37,7 +38,8 @@ def order_json(
     notifications = session.scalars(
         select(Notification).where(Notification.order_id == order.id).order_by(Notification.id)
     )
-    predicted = predict_for_order(session, order=order, settings=settings, now=now)
+    predicted = prediction_of(order, predictions(session, routes, settings=settings, now=now),
+                              settings=settings)
     return {
         "number": order.number,
         "status": order.status,
