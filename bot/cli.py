@@ -60,6 +60,8 @@ def _nlu(settings: Settings, args: argparse.Namespace) -> int:
             return commands.serve(port=args.port or nlu.local_port, foreground=args.foreground)
         if args.nlu == "stop":
             return commands.stop()
+        if args.nlu == "drop-held-out":
+            return commands.drop_held_out()
         if args.nlu == "parse":
             return commands.parse(url=nlu.url, port=nlu.local_port, timeout=nlu.timeout_seconds,
                                   threshold=nlu.fallback_threshold)
@@ -111,13 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="default: nlu.local_port")
     serve.add_argument("--foreground", action="store_true", help="stay attached until Ctrl-C")
     nlu.add_parser("stop", help="stop the server `nlu serve` started")
+    nlu.add_parser("drop-held-out", help="delete training lines that are held-out messages")
     nlu.add_parser("parse", help='stdin: JSON lines {"text": ...}; stdout: one JSON per line')
     evaluate = nlu.add_parser("evaluate",
                               help="held-out sets and k-fold; writes docs/nlu-report.md")
     evaluate.add_argument("--folds", type=int, default=5, help="0 or 1: skip cross-validation")
     for sub in (train, serve, evaluate):
         sub.set_defaults(handler=_nlu)
-    for name in ("stop", "parse"):
+    for name in ("stop", "parse", "drop-held-out"):
         nlu.choices[name].set_defaults(handler=_nlu)
     return parser
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from nlu.client import NluClient
+from nlu.normalize import normalize
 from nlu.project import NLU_DIR, PROJECT_ROOT, RasaServer, cache_dir, train
-from nlu.training_data import load_examples
+from nlu.training_data import Example, data_files, load_examples
 from nlu.types import Parsed
 
 PARSE_CONCURRENCY = 16
@@ -131,6 +132,37 @@ def parse(*, url: str, port: int, timeout: float, threshold: float) -> int:
     with nlu_endpoint(url, port=port) as endpoint:
         client = NluClient(url=endpoint, timeout=timeout, fallback_threshold=threshold)
         return asyncio.run(parse_stream(client, sys.stdin, sys.stdout))
+
+
+def drop_held_out_lines(files: list[Path], test: list[Example]) -> list[str]:
+    """Delete the training lines that are held-out messages (after normalisation); return them.
+
+    Two writers choose short phrases ("ok danke", "bye") independently; the held-out copy stays.
+    """
+    held_out = {normalize(e.plain) for e in test}
+    dropped = []
+    for path in files:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            item = line.strip()
+            plain = Example("", "", item[2:]).plain if item.startswith("- ") else ""
+            if plain and normalize(plain) in held_out:
+                dropped.append(plain)
+                continue
+            kept.append(line)
+        if len(kept) != len(lines):
+            path.write_text("".join(kept), encoding="utf-8")
+    return dropped
+
+
+def drop_held_out() -> int:
+    """Run `techbot nlu drop-held-out`: delete training lines that are held-out messages."""
+    dropped = drop_held_out_lines(data_files(), load_examples("tests"))
+    for text in dropped:
+        print(f"dropped: {text}")
+    print(f"{len(dropped)} training lines were held-out messages; the held-out copies stay.")
+    return 0
 
 
 def evaluate(*, url: str, port: int, folds: int, threshold: float) -> int:

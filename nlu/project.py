@@ -87,7 +87,7 @@ def train(*, force: bool = False, config: Path | None = None) -> Path:
     try:
         check_held_out(train_examples, load_examples("tests"))
     except HeldOutLeak as exc:
-        raise NluSetupError(str(exc)) from None
+        raise NluSetupError(f"{exc} (`techbot nlu drop-held-out` deletes them)") from None
     build = cache_dir() / "build" / model_hash()
     shutil.rmtree(build, ignore_errors=True)
     write_training_data(build / "data", train_examples)
