@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.customers import QUESTIONS  # the raw NLU rate is measured on the same messages
 from bench.nlu import cpu_seconds, percentile, rss_mb
 from bot.app import running_service
 from bot.settings import load_settings
@@ -39,9 +40,6 @@ from storage.orders import require_order
 from tests.telegram.emulator import BOT_TOKEN, EmulatorRequest, running_emulator
 
 POLL_SECONDS = 0.02
-QUESTIONS = ["wann kommt der techniker", "when is the technician coming", "hallo",
-             "teknisyen ne zaman gelecek", "когда придет мастер", "متى يجي الفني",
-             "was muss ich vorbereiten", "danke", "how do i recognise the technician"]
 
 
 def own_rss_mb() -> float:

@@ -26,7 +26,7 @@ from storage.chats import chats_of_orders, mark_unreachable, save_conversation
 from storage.db import transaction
 from storage.errors import ConversationConflict
 from storage.models import Notification, NotificationStatus
-from storage.orders import get_order_by_id
+from storage.orders import orders_by_ids
 from storage.outbox import (
     claim_due,
     delivered_chats,
@@ -102,12 +102,14 @@ class Sender:
             now = self.services.clock()
             claimed = claim_due(session, worker=self.worker, now=now, limit=BATCH,
                                 lease=self.lease, order_id=self.order_id)
-            chats = chats_of_orders(session, order_ids=list({n.order_id for n in claimed}))
+            order_ids = list({n.order_id for n in claimed})
+            orders = orders_by_ids(session, order_ids=order_ids)
+            chats = chats_of_orders(session, order_ids=order_ids)
             # A push retried after a partial failure or a crash goes only to the chats it missed.
             reached = delivered_chats(session, notification_ids=[n.id for n in claimed])
             rendered = []
             for notification in claimed:
-                order = get_order_by_id(session, order_id=notification.order_id)
+                order = orders.get(notification.order_id)
                 targets = [c for c in chats.get(notification.order_id, [])
                            if self._channel(c.chat_key) is not None and not c.unreachable
                            and (c.notifications_enabled
@@ -144,8 +146,7 @@ class Sender:
             return rendered
 
     def _finish(self, notification_id: int, outcome: str, detail: str | None = None,
-                retry_after: float | None = None, attempt: int = 0,
-                telegram_chat_id: int | None = None) -> None:
+                retry_after: float | None = None, telegram_chat_id: int | None = None) -> None:
         settings = self.services.settings.pushes
         with transaction(self.services.sessions) as session:
             now = self.services.clock()
@@ -155,6 +156,8 @@ class Sender:
                     log.warning("push %s: lease lost before it was marked sent",
                                 notification_id)
             elif outcome == "retry":
+                row = session.get(Notification, notification_id)
+                attempt = (row.attempts if row else 0) + 1
                 delay = retry_after if retry_after is not None else backoff(attempt)
                 retry_later(session, notification_id=notification_id, worker=self.worker,
                             now=now, at=now + timedelta(seconds=delay), error=detail or "",
@@ -191,15 +194,14 @@ class Sender:
                 await channel.deliver(chat_key, telegram_chat_id, replies)
             except Blocked as exc:
                 await run_in_threadpool(self._finish, item.notification_id, "blocked", str(exc),
-                                        None, 0, telegram_chat_id)
+                                        None, telegram_chat_id)
                 metrics.labels(item.kind, "blocked").inc()
                 return
             except TryLater as exc:
                 if exc.after:
                     self.limiter.pause(exc.after)
-                attempts = await run_in_threadpool(self._attempts, item.notification_id)
                 await run_in_threadpool(self._finish, item.notification_id, "retry", str(exc),
-                                        exc.after, attempts + 1)
+                                        exc.after)
                 metrics.labels(item.kind, "retry").inc()
                 return
             if number < len(item.targets):  # the last one is recorded by "sent" below
@@ -212,11 +214,6 @@ class Sender:
             if not mark_delivered(session, notification_id=notification_id, worker=self.worker,
                                   chat_key=chat_key, now=self.services.clock()):
                 log.warning("push %s: lease lost while delivering it", notification_id)
-
-    def _attempts(self, notification_id: int) -> int:
-        with transaction(self.services.sessions) as session:
-            row = session.get(Notification, notification_id)
-            return row.attempts if row else 0
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
         """Deliver until stopped; sleep when the outbox is empty, wake when told."""

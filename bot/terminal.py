@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import IO
 
 from bot.services import Services
-from bot.turns import chat_state, handle
+from bot.turns import chat_state, handle_chat
 from dialogues.model import Button, ButtonPress, Incoming, Reply, TextMessage
 from nlu.client import NluClient
 from storage.chats import delete_conversation, ensure_chat, link_chat, save_conversation
@@ -31,9 +31,9 @@ def order_id_of(services: Services, order_number: str) -> int | None:
         return order.id if order else None
 
 
-def link_terminal(services: Services, *, order_number: str, language: str | None) -> tuple[
-        str, int, str]:
-    """Bind a terminal chat to the order; return its key, the order id and the language."""
+def link_terminal(services: Services, *, order_number: str, language: str | None
+                  ) -> tuple[str, str]:
+    """Bind a terminal chat to the order; return its key and the language."""
     chat_key = f"term:{order_number}"
     with transaction(services.sessions) as session:
         order = require_order(session, number=order_number)
@@ -47,7 +47,7 @@ def link_terminal(services: Services, *, order_number: str, language: str | None
             delete_conversation(session, chat_key=chat_key)
             save_conversation(session, chat_key=chat_key, state="idle", language=chosen,
                               data={}, now=services.clock(), expected_version=None)
-        return chat_key, order.id, chosen
+        return chat_key, chosen
 
 
 async def chat_loop(
@@ -61,13 +61,15 @@ async def chat_loop(
 ) -> int:
     """Read the customer's lines, answer each, until the input ends."""
     try:
-        chat_key, order_id, chosen = link_terminal(services, order_number=order_number,
+        chat_key, chosen = link_terminal(services, order_number=order_number,
                                                    language=language)
     except OrderNotFound:
         write(f"techbot: there is no order {order_number} (try `techbot seed demo`)")
         return 2
     buttons: list[Button] = []
     interactive = lines.isatty()
+    # The NLU's prior: the conversation's language, read once, then as each turn leaves it.
+    spoken = chat_state(services, chat_key=chat_key).language or chosen
     while True:
         if interactive:
             write("you> ")
@@ -84,11 +86,14 @@ async def chat_loop(
             write(f"  (pressed: {pressed.title})")
             incoming = ButtonPress(pressed.payload)
         else:
-            state = chat_state(services, chat_key=chat_key)
-            parsed = await client.parse(text, current_language=state.language or chosen)
+            parsed = await client.parse(text, current_language=spoken)
             incoming = TextMessage(text, parsed)
-        replies = await handle(services, chat_key=chat_key, order_id=order_id,
-                               incoming=incoming, fallback_language=chosen)
+        turn = await handle_chat(services, chat_key=chat_key, incoming=incoming,
+                                 fallback_language=chosen)
+        if turn is None:  # linked above; only a deleted order or chat gets here
+            write(f"techbot: the chat is no longer linked to order {order_number}")
+            return 2
+        spoken, replies = turn.language, turn.replies
         for reply in replies:
             write("bot> " + render(reply).replace("\n", "\n     "))
         with_buttons = [r for r in replies if r.buttons]

@@ -195,10 +195,3 @@ async def handle_chat(services: Services, *, chat_key: str, incoming: Incoming,
     """Run a turn for the chat's own order off the event loop; None if the chat is unlinked."""
     return await run_in_threadpool(run_chat_turn, services, chat_key=chat_key,
                                    incoming=incoming, fallback_language=fallback_language)
-
-
-async def handle(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
-                 fallback_language: str) -> tuple[Reply, ...]:
-    """Run a turn off the event loop (the database calls block)."""
-    return await run_in_threadpool(run_turn, services, chat_key=chat_key, order_id=order_id,
-                                   incoming=incoming, fallback_language=fallback_language)

@@ -16,7 +16,7 @@ from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
 from storage.slots import free_slots
-from storage.technicians import routes_of_orders
+from storage.technicians import RouteView, routes_of_orders
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -38,8 +38,8 @@ def order_json(
     notifications = session.scalars(
         select(Notification).where(Notification.order_id == order.id).order_by(Notification.id)
     )
-    predicted = prediction_of(order, predictions(session, routes, settings=settings, now=now),
-                              settings=settings)
+    predicted = predict_for_order(session, order=order, settings=settings, now=now,
+                                  routes=routes)
     return {
         "number": order.number,
         "status": order.status,
@@ -107,9 +107,11 @@ def order_view(session: Session, *, order: Order, settings: Settings, now: datet
 
 
 def predict_for_order(
-    session: Session, *, order: Order, settings: Settings, now: datetime
+    session: Session, *, order: Order, settings: Settings, now: datetime,
+    routes: list[RouteView] | None = None,
 ) -> Prediction | None:
-    """Return the expected arrival at this order, from its technician's route of the day."""
-    routes = routes_of_orders(session, order_ids=[order.id])
+    """Return the expected arrival at this order, from its technician's route (read if None)."""
+    if routes is None:
+        routes = routes_of_orders(session, order_ids=[order.id])
     return prediction_of(order, predictions(session, routes, settings=settings, now=now),
                          settings=settings)

@@ -61,6 +61,14 @@ def get_order_by_id(session: Session, *, order_id: int) -> Order | None:
     return session.get(Order, order_id)
 
 
+def orders_by_ids(session: Session, *, order_ids: list[int]) -> dict[int, Order]:
+    """Return the orders with these ids (missing ones left out), in one query per 500."""
+    found: dict[int, Order] = {}
+    for chunk in _chunks(order_ids):
+        found.update((o.id, o) for o in session.scalars(select(Order).where(Order.id.in_(chunk))))
+    return found
+
+
 def require_order(session: Session, *, number: str) -> Order:
     """Return the order with this number or raise OrderNotFound."""
     order = get_order(session, number=number)
