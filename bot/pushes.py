@@ -15,7 +15,7 @@ from dialogues.prediction import Position, PredictionRules, Stop, predict_route
 from storage.chats import chats_of_orders
 from storage.db import transaction
 from storage.models import Order, OrderStatus
-from storage.orders import changes_of_orders, get_order_by_id, orders_to_watch
+from storage.orders import changes_of_orders, orders_by_ids, orders_to_watch
 from storage.outbox import enqueue, pushes_of_orders
 from storage.technicians import RouteView, get_technician, routes_of_orders
 
@@ -97,7 +97,7 @@ def decide(services: Services, *, now: datetime, order_ids: list[int] | None = N
         if order_ids is None:
             orders = orders_to_watch(session, now=now)
         else:
-            orders = [o for i in order_ids if (o := get_order_by_id(session, order_id=i))]
+            orders = list(orders_by_ids(session, order_ids=order_ids).values())
         ids = [o.id for o in orders]
         changes = changes_of_orders(session, order_ids=ids)
         pushes = pushes_of_orders(session, order_ids=ids)

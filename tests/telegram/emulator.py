@@ -161,6 +161,11 @@ class Customer:
         self.inbox += new
         return new
 
+    async def link(self, token: str, wait: float = 15) -> dict[str, Any]:
+        """Open the bot's deep link with this token; return the bot's answer."""
+        await self.say(f"/start {token}")
+        return await self.reply(wait)
+
     async def reply(self, wait: float = 15) -> dict[str, Any]:
         """Wait for the next message of the bot; return it."""
         return (await self.replies(1, wait))[0]

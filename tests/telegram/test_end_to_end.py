@@ -54,8 +54,7 @@ async def test_link_status_move_by_button_and_status_again(
     customer = Customer(emulator, chat_id=1000 + sorted(PHRASES).index(language),
                         language=language)
     status_question, move = PHRASES[language]
-    await customer.say(f"/start {token}")
-    assert number in (await customer.reply())["text"]
+    assert number in (await customer.link(token))["text"]
     await customer.say(status_question)
     assert said(language, "Your visit is booked for {window}.") in (await customer.reply())["text"]
     await customer.say(move)
@@ -83,8 +82,7 @@ async def test_a_forged_or_stale_callback_changes_nothing(
 ) -> None:
     number, token = token_of(demo, "de")
     customer = Customer(emulator, chat_id=2001)
-    await customer.say(f"/start {token}")
-    await customer.reply()
+    await customer.link(token)
     for payload in ("s:99:1", "y:12345", "r:9", "o:40000009", "zz:top", "x" * 64):
         await customer.tap(payload)
         answer = await customer.reply()
@@ -104,16 +102,13 @@ async def test_used_and_expired_tokens_get_a_clear_answer(
     _, token = token_of(demo, "en")
     first, second = Customer(emulator, chat_id=2002, language="en"), Customer(
         emulator, chat_id=2003, language="en")
-    await first.say(f"/start {token}")
-    await first.reply()
-    await second.say(f"/start {token}")
-    assert said("en", "This link has already been used.") in (await second.reply())["text"]
+    await first.link(token)
+    assert said("en", "This link has already been used.") in (await second.link(token))["text"]
     with transaction(service.services.sessions) as session:
         order = session.query(Order).first()
         expired = create_link_token(session, order_id=order.id, ttl=timedelta(seconds=-1),
                                     now=service.services.clock())
-    await second.say(f"/start {expired}")
-    assert said("en", "This link has expired.") in (await second.reply())["text"]
+    assert said("en", "This link has expired.") in (await second.link(expired))["text"]
     await second.say("/start not-a-token")
     assert said("en", "This link is not valid.") in (await second.reply())["text"]
     await first.close()
@@ -145,8 +140,7 @@ async def test_two_customers_in_parallel_each_get_their_own_answers(
     a, b = Customer(emulator, chat_id=2006), Customer(emulator, chat_id=2007, language="en")
 
     async def conversation(customer: Customer, token: str, question: str) -> list[str]:
-        await customer.say(f"/start {token}")
-        await customer.reply()
+        await customer.link(token)
         texts = []
         for _ in range(3):
             await customer.say(question)
@@ -215,8 +209,7 @@ async def test_chat_commands_stop_start_language_help_and_delete(
 ) -> None:
     number, token = token_of(demo, "de")
     customer = Customer(emulator, chat_id=2010)
-    await customer.say(f"/start {token}")
-    await customer.reply()
+    await customer.link(token)
     await customer.say("/stop")
     assert "/start" in (await customer.reply())["text"]
     with transaction(service.services.sessions) as session:

@@ -38,8 +38,7 @@ async def test_an_eta_19_minutes_out_is_pushed_once_as_20_minutes_away(
         token = (await ops.post(f"/api/v1/orders/{number}/link")).json()["token"]
         customer = Customer(emulator, chat_id=4000 + len(language) + ord(language[0]),
                             language=language)
-        await customer.say(f"/start {token}")
-        await customer.reply()
+        await customer.link(token)
         eta = (now + timedelta(minutes=19)).isoformat()
         for _ in range(2):  # the dispatcher repeats itself; the customer hears it once
             answer = await ops.post(f"/api/v1/orders/{number}/events",

@@ -116,8 +116,7 @@ async def test_dropped_database_connections_lose_no_update(
 ) -> None:
     (token,) = link_tokens(pg_service, 1)
     customer = Customer(emulator, chat_id=95_001)
-    await customer.say(f"/start {token}")
-    await customer.reply()
+    await customer.link(token)
     admin = create_engine(pg_database, isolation_level="AUTOCOMMIT")
     name = pg_database.rsplit("/", 1)[1]
     with admin.connect() as connection:
@@ -144,8 +143,7 @@ async def test_a_dead_nlu_server_gets_buttons_fast_and_recovery_needs_no_restart
                                    telegram_request=EmulatorRequest()) as running:
             (token,) = link_tokens(running, 1)
             customer = Customer(emulator, chat_id=96_001)
-            await customer.say(f"/start {token}")
-            await customer.reply()
+            await customer.link(token)
             await customer.say("wann kommt der techniker")
             booked = Texts("de", load_catalog("de"))("Your visit is booked for {window}.")
             assert booked.split("{")[0] in (await customer.reply())["text"]
