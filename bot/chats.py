@@ -12,6 +12,7 @@ from bot.turns import texts_factory
 from dialogues import linking
 from dialogues.model import Reply
 from dialogues.texts import Texts
+from locales import LANGUAGES
 from storage.chats import (
     delete_chat_data,
     ensure_chat,
@@ -35,24 +36,26 @@ LOCKOUT = timedelta(hours=1)
 
 
 def _language(language: str | None) -> str:
-    return language if language in ("de", "en", "tr", "ru", "ar") else "de"
+    return language if language in LANGUAGES else "de"
 
 
-def _texts(language: str | None, timezone: str = "Europe/Berlin") -> Texts:
-    """Texts before an order (and so its zone) is known: the operator's home zone."""
-    return texts_factory(timezone)(_language(language))
+def texts_before_order(services: Services, language: str | None,
+                       timezone: str | None = None) -> Texts:
+    """Texts for a chat whose order (and so its zone) may be unknown: the operator's zone."""
+    zone = timezone or services.settings.prediction.default_timezone
+    return texts_factory(zone)(_language(language))
 
 
 def start(services: Services, *, chat_key: str, telegram_chat_id: int | None,
           token: str | None, language: str | None) -> list[Reply]:
     """Handle /start: redeem a link token, or turn messages on again, or ask for the order."""
-    t = _texts(language)
+    t = texts_before_order(services, language)
     with transaction(services.sessions) as session:
         now = services.clock()
         chat = ensure_chat(session, chat_key=chat_key, telegram_chat_id=telegram_chat_id, now=now)
         if chat.language is None:
             chat.language = _language(language)
-        t = _texts(chat.language)
+        t = texts_before_order(services, chat.language)
         if token:
             try:
                 order = redeem_link_token(session, token=token, now=now)
@@ -63,7 +66,7 @@ def start(services: Services, *, chat_key: str, telegram_chat_id: int | None,
                 return [linking.link_refused(t, reason=exc.reason)]
             link_chat(session, chat=chat, order=order)
             set_notifications(session, chat=chat, enabled=True)
-            t = _texts(chat.language, order.timezone)
+            t = texts_before_order(services, chat.language, order.timezone)
             return [linking.linked(t, name=order.customer.name, number=order.number)]
         if chat.order_id is None:
             return [linking.ask_for_order(t)]
@@ -90,7 +93,7 @@ def identify(services: Services, *, chat_key: str, telegram_chat_id: int | None,
     with transaction(services.sessions) as session:
         now = services.clock()
         chat = ensure_chat(session, chat_key=chat_key, telegram_chat_id=telegram_chat_id, now=now)
-        t = _texts(chat.language or language)
+        t = texts_before_order(services, chat.language or language)
         failures = identify_failures_since(session, chat_key=chat_key, since=now - LOCKOUT)
         if failures >= limit:
             return [linking.locked_out(t)]
@@ -105,7 +108,7 @@ def identify(services: Services, *, chat_key: str, telegram_chat_id: int | None,
             return [linking.locked_out(t) if left <= 0 else
                     linking.identification_failed(t, tries_left=left)]
         link_chat(session, chat=chat, order=order)
-        t = _texts(chat.language or language, order.timezone)
+        t = texts_before_order(services, chat.language or language, order.timezone)
         return [linking.linked(t, name=order.customer.name, number=order.number)]
 
 
@@ -115,7 +118,7 @@ def choose_order(services: Services, *, chat_key: str, number: str) -> list[Repl
         chat = get_chat(session, chat_key=chat_key)
         if chat is None:
             return []
-        t = _texts(chat.language)
+        t = texts_before_order(services, chat.language)
         if number not in _open_orders(session, chat.customer_id):
             return [linking.offer_expired(t)]
         order = next(o for o in orders_of_customer(session, customer_id=chat.customer_id or 0)
@@ -128,7 +131,7 @@ def stop(services: Services, *, chat_key: str) -> list[Reply]:
     """Handle /stop: no more pushes (a cancellation still goes out)."""
     with transaction(services.sessions) as session:
         chat = get_chat(session, chat_key=chat_key)
-        t = _texts(chat.language if chat else None)
+        t = texts_before_order(services, chat.language if chat else None)
         if chat is not None:
             set_notifications(session, chat=chat, enabled=False)
         return [linking.messages_off(t)]
@@ -138,14 +141,15 @@ def ask_delete(services: Services, *, chat_key: str) -> list[Reply]:
     """Handle /delete: ask before forgetting the chat."""
     with transaction(services.sessions) as session:
         chat = get_chat(session, chat_key=chat_key)
-        return [linking.confirm_delete(_texts(chat.language if chat else None))]
+        t = texts_before_order(services, chat.language if chat else None)
+        return [linking.confirm_delete(t)]
 
 
 def delete(services: Services, *, chat_key: str, confirmed: bool) -> list[Reply]:
     """Forget the chat's link and conversation after the customer confirmed."""
     with transaction(services.sessions) as session:
         chat = get_chat(session, chat_key=chat_key)
-        t = _texts(chat.language if chat else None)
+        t = texts_before_order(services, chat.language if chat else None)
         if not confirmed:
             return [linking.not_deleted(t)]
         delete_chat_data(session, chat_key=chat_key)

@@ -32,7 +32,7 @@ from telegram.request import BaseRequest
 from bot import chats
 from bot.sender import Blocked, TryLater
 from bot.services import Services
-from bot.turns import chat_state, handle_chat, texts_factory
+from bot.turns import chat_state, handle_chat
 from dialogues import linking
 from dialogues.model import ButtonPress, Reply, TextMessage
 from nlu.client import NluClient
@@ -265,13 +265,13 @@ class TelegramBot:
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Photos, stickers, voice: the bot reads text only."""
         assert update.effective_chat is not None
-        t = texts_factory("Europe/Berlin")(await self._language(update))
+        t = chats.texts_before_order(self.services, await self._language(update))
         await self.send(update.effective_chat.id, [linking.only_text(t)])
 
     async def on_group(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The bot was added to a group: it only works privately (and shows no order there)."""
         assert update.effective_chat is not None
-        t = texts_factory("Europe/Berlin")(self._hint(update) or "de")
+        t = chats.texts_before_order(self.services, self._hint(update) or "de")
         await self.send(update.effective_chat.id, [linking.private_only(t)])
 
     async def on_blocked(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -295,7 +295,7 @@ class TelegramBot:
                                  fallback_language=self._hint(update) or "de")
         if turn is None:
             if isinstance(incoming, ButtonPress):
-                t = texts_factory("Europe/Berlin")(await self._language(update))
+                t = chats.texts_before_order(self.services, await self._language(update))
                 await self.send(chat_id, [linking.ask_for_order(t)])
             return False
         self.languages.remember(chat_id, turn.language)
@@ -310,7 +310,7 @@ class TelegramBot:
                   exc_info=context.error)
         if isinstance(update, Update) and update.effective_chat is not None:
             with suppress(Exception):
-                t = texts_factory("Europe/Berlin")(await self._language(update))
+                t = chats.texts_before_order(self.services, await self._language(update))
                 await self.send(update.effective_chat.id, [linking.something_went_wrong(t)])
 
     # Sending ------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ class TelegramBot:
         await self.application.initialize()
         await self.application.start()
         with suppress(TelegramError):
-            t = texts_factory("Europe/Berlin")("de")
+            t = chats.texts_before_order(self.services, "de")
             await self.application.bot.set_my_commands(linking.commands_help(t))
         if settings.mode == "webhook":
             secret = self.services.settings.require_webhook_secret()
