@@ -28,7 +28,7 @@ from bot.simulation import demo_clock, play_day
 from bot.telegram import TelegramBot, TelegramChannel
 from bot.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from nlu.client import NluClient
-from nlu.commands import free_port, nlu_endpoint
+from nlu.commands import free_port
 from nlu.project import RasaServer, train
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
@@ -161,27 +161,19 @@ def _nlu_client(services: Services, url: str) -> NluClient:
 def terminal_chat(settings: Settings, *, order_number: str, language: str | None) -> int:
     """Run `techbot chat`: the terminal customer of one order."""
     services = build_services(settings)
-    if not settings.nlu.url:
-        train()
-    with nlu_endpoint(settings.nlu.url, port=settings.nlu.local_port) as url:
-        client = _nlu_client(services, url)
 
-        async def session() -> int:
+    async def session() -> int:
+        async with AsyncExitStack() as stack:
+            client = _nlu_client(services, await nlu_url(settings, stack))
+            stack.push_async_callback(client.close)
             order_id = order_id_of(services, order_number)
-            try:
-                if order_id is None:
-                    return await chat_loop(services, client, order_number=order_number,
-                                           language=language, lines=sys.stdin,
-                                           write=stdout_writer)
-                async with pushing(services, [TerminalChannel(stdout_writer)],
-                                   order_id=order_id):
-                    return await chat_loop(services, client, order_number=order_number,
-                                           language=language, lines=sys.stdin,
-                                           write=stdout_writer)
-            finally:
-                await client.close()
+            if order_id is not None:  # an unknown order gets its answer without pushes
+                await stack.enter_async_context(
+                    pushing(services, [TerminalChannel(stdout_writer)], order_id=order_id))
+            return await chat_loop(services, client, order_number=order_number,
+                                   language=language, lines=sys.stdin, write=stdout_writer)
 
-        return asyncio.run(session())
+    return asyncio.run(session())
 
 
 def demo(settings: Settings, *, order_number: str, language: str | None) -> int:
