@@ -167,7 +167,13 @@ def drop_held_out() -> int:
 
 def evaluate(*, url: str, port: int, folds: int, threshold: float) -> int:
     """Evaluate on the held-out sets (and k-fold), print and write docs/nlu-report.md."""
-    from nlu.evaluate import cross_validate, parse_all, render_report, score_held_out
+    from nlu.evaluate import (
+        cross_validate,
+        parse_all,
+        render_report,
+        score_by_set,
+        score_held_out,
+    )
 
     started = time.monotonic()
     if not url:
@@ -180,7 +186,8 @@ def evaluate(*, url: str, port: int, folds: int, threshold: float) -> int:
     crossval = cross_validate(folds, NLU_DIR / "config.yml") if folds > 1 else None
     command = "techbot nlu evaluate" + (f" --folds {folds}" if folds != 5 else "")
     report = render_report(scores, crossval, command=command,
-                           seconds=time.monotonic() - started, config=NLU_DIR / "config.yml")
+                           seconds=time.monotonic() - started, config=NLU_DIR / "config.yml",
+                           by_set=score_by_set(examples, parsed))
     (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
     (PROJECT_ROOT / "docs" / "nlu-report.md").write_text(report, encoding="utf-8")
     print(report)

@@ -17,23 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from nlu.project import NLU_DIR, _rasa_env, cache_dir, rasa_executable
-from nlu.training_data import Example, load_examples, write_training_data
+from nlu.training_data import Example, load_examples, read_file, write_training_data
 
 FOLDS = 5
-
-
-def read_file(path: Path, language: str) -> list[Example]:
-    """Read one Rasa NLU training file."""
-    examples = []
-    for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-        for line in item["examples"].splitlines():
-            line = line.strip()
-            if line.startswith("- "):
-                examples.append(Example(language, item["intent"], line[2:].strip()))
-    return examples
 
 
 def fold_of(example: Example) -> int:

@@ -119,8 +119,19 @@ def cross_validate(folds: int, config: Path) -> dict[str, float]:
     return summary
 
 
+def score_by_set(examples: list[Example], parsed: list[Parsed]
+                 ) -> dict[str, list[LanguageScore]]:
+    """Score each held-out set on its own (set 1 in nlu/tests, later ones in subfolders)."""
+    result = {}
+    for source in sorted({e.source for e in examples}):
+        rows = [(e, p) for e, p in zip(examples, parsed, strict=True) if e.source == source]
+        result[source] = score_held_out([e for e, _ in rows], [p for _, p in rows])
+    return result
+
+
 def render_report(scores: list[LanguageScore], crossval: dict[str, float] | None,
-                  *, command: str, seconds: float, config: Path) -> str:
+                  *, command: str, seconds: float, config: Path,
+                  by_set: dict[str, list[LanguageScore]] | None = None) -> str:
     """Return the Markdown of docs/nlu-report.md."""
     lines = [
         "# NLU evaluation",
@@ -130,7 +141,8 @@ def render_report(scores: list[LanguageScore], crossval: dict[str, float] | None
         f"`nlu-{model_hash()}`, pipeline `{config.relative_to(config.parents[1])}`), "
         f"in {seconds:.0f} s.",
         "",
-        "## Held-out test sets (`nlu/tests/<lang>.yml`, never trained on)",
+        "## Held-out test sets (`nlu/tests/<lang>.yml` and `nlu/tests/set2/<lang>.yml`, "
+        "never trained on)",
         "",
         "Each message goes through the real Rasa server via the bot's client, with no "
         "language prior (the harder case: in a chat the conversation's language helps).",
@@ -155,6 +167,14 @@ def render_report(scores: list[LanguageScore], crossval: dict[str, float] | None
                  f"{sum(s.language_correct for s in scores) / total:.3f} | "
                  f"{sum(s.long_language_correct for s in scores) / long_total:.3f} | "
                  f"{sum(s.kept_with_prior for s in scores) / total:.3f} |")
+    if by_set and len(by_set) > 1:
+        lines += ["", "Macro-F1 of each set on its own (set 1 written in session 1, set 2 in "
+                  "session 3 by writers who saw only the intent list):", "",
+                  "| set | " + " | ".join(s.language for s in scores) + " |",
+                  "|---|" + "---|" * len(scores)]
+        for source, set_scores in by_set.items():
+            lines.append(f"| `nlu/{source}` ({sum(s.total for s in set_scores)}) | "
+                         + " | ".join(f"{s.macro_f1:.3f}" for s in set_scores) + " |")
     lines += ["", "## Most confused intent pairs (expected → predicted, all languages)", ""]
     confusions: Counter[tuple[str, str]] = Counter()
     for s in scores:

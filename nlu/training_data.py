@@ -21,10 +21,11 @@ class HeldOutLeak(Exception):
 
 
 def data_files(folder: str = "data") -> list[Path]:
-    """Return the training files (one folder per language) or the test files."""
+    """Return the training files (one folder per language) or the test files (`<lang>.yml`)."""
     if folder == "data":
         return sorted((NLU_DIR / "data").glob("*/*.yml"))
-    return sorted((NLU_DIR / folder).glob("*.yml"))
+    root = NLU_DIR / folder  # set 1 at the top, later sets in their own folders (set2/…)
+    return sorted([*root.glob("*.yml"), *root.glob("*/*.yml")])
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Example:
     language: str
     intent: str
     text: str  # with entity annotations, as written
+    source: str = ""  # the file's folder under nlu/: "data/de", "tests", "tests/set2"
 
     @property
     def plain(self) -> str:
@@ -41,17 +43,22 @@ class Example:
         return _ANNOTATION.sub(lambda m: m.group(1), self.text)
 
 
+def read_file(path: Path, language: str) -> list[Example]:
+    """Read the examples of one Rasa NLU file."""
+    source = path.parent.relative_to(NLU_DIR).as_posix() if path.is_relative_to(NLU_DIR) else ""
+    examples = []
+    for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+        for line in item["examples"].splitlines():
+            line = line.strip()
+            if line.startswith("- "):
+                examples.append(Example(language, item["intent"], line[2:].strip(), source))
+    return examples
+
+
 def load_examples(folder: str = "data") -> list[Example]:
     """Read every example of the training data (or of `nlu/tests` with folder="tests")."""
-    examples = []
-    for path in data_files(folder):
-        language = path.parent.name if folder == "data" else path.stem
-        for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-            for line in item["examples"].splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    examples.append(Example(language, item["intent"], line[2:].strip()))
-    return examples
+    return [example for path in data_files(folder)
+            for example in read_file(path, path.parent.name if folder == "data" else path.stem)]
 
 
 def check_held_out(train: list[Example], test: list[Example]) -> None:

@@ -1,4 +1,4 @@
-"""The held-out guard: training refuses held-out messages, and a command removes them."""
+"""The held-out sets: read per set, scored per set, and never trained on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from nlu.commands import drop_held_out_lines as drop_held_out
-from nlu.training_data import Example, HeldOutLeak, check_held_out
+from nlu.evaluate import score_by_set
+from nlu.training_data import LANGUAGES, Example, HeldOutLeak, check_held_out, load_examples
+from nlu.types import Parsed
 
 TRAINING = """version: "3.1"
 nlu:
@@ -38,3 +40,21 @@ def test_the_command_deletes_exactly_the_coinciding_lines(tmp_path: Path) -> Non
     assert path.read_text(encoding="utf-8") == TRAINING.replace(
         "    - Danke schön!\n", "").replace("    - auftrag [40000002](order_number)\n", "")
     assert drop_held_out([path], HELD_OUT) == []  # nothing left to drop
+
+
+def test_every_held_out_set_is_read_with_its_language_and_set() -> None:
+    examples = load_examples("tests")
+    sets = {(e.source, e.language) for e in examples}
+    assert sets == {(s, lang) for s in ("tests", "tests/set2") for lang in LANGUAGES}
+    assert not {e.source for e in load_examples("data")} & {"tests", "tests/set2"}
+
+
+def test_each_set_is_scored_on_its_own() -> None:
+    examples = [Example("de", "greet", "hallo", "tests"), Example("de", "thank", "danke", "tests"),
+                Example("de", "greet", "moin", "tests/set2"),
+                Example("de", "thank", "merci", "tests/set2")]
+    parsed = [Parsed(intent, 0.9, (), "de") for intent in ("greet", "thank", "thank", "thank")]
+    by_set = score_by_set(examples, parsed)
+    f1 = {source: next(s for s in scores if s.language == "de").macro_f1
+          for source, scores in by_set.items()}
+    assert f1 == {"tests": 1.0, "tests/set2": pytest.approx((0 + 2 / 3) / 2)}
