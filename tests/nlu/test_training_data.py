@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from nlu.commands import drop_held_out_lines as drop_held_out
 from nlu.evaluate import score_by_set
+from nlu.project import PROJECT_ROOT
 from nlu.training_data import LANGUAGES, Example, HeldOutLeak, check_held_out, load_examples
 from nlu.types import Parsed
 
@@ -58,3 +61,9 @@ def test_each_set_is_scored_on_its_own() -> None:
     f1 = {source: next(s for s in scores if s.language == "de").macro_f1
           for source, scores in by_set.items()}
     assert f1 == {"tests": 1.0, "tests/set2": pytest.approx((0 + 2 / 3) / 2)}
+
+
+def test_the_quick_measurement_refuses_held_out_files() -> None:
+    done = subprocess.run([sys.executable, "-m", "nlu.quick", "dev", "nlu/tests/set2/de.yml"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
+    assert done.returncode != 0 and "never reads the held-out sets" in done.stderr
