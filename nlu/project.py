@@ -95,7 +95,7 @@ def train(*, force: bool = False, config: Path | None = None) -> Path:
     started = time.monotonic()
     log_path = cache_dir() / "logs" / f"train-{target.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("training the NLU model (about two minutes); log: %s", log_path)
+    log.info("training the NLU model (about five minutes); log: %s", log_path)
     with log_path.open("wb") as out:
         finished = subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
             [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
