@@ -61,8 +61,7 @@ async def chat_loop(
 ) -> int:
     """Read the customer's lines, answer each, until the input ends."""
     try:
-        chat_key, chosen = link_terminal(services, order_number=order_number,
-                                                   language=language)
+        chat_key, chosen = link_terminal(services, order_number=order_number, language=language)
     except OrderNotFound:
         write(f"techbot: there is no order {order_number} (try `techbot seed demo`)")
         return 2
