@@ -15,10 +15,10 @@ import time
 from datetime import UTC, datetime
 
 from bot.app import build_services
-from bot.pushes import decide
-from bot.sender import Sender
+from bot.channels.telegram import TelegramBot, TelegramChannel
+from bot.pushes.decide import decide
+from bot.pushes.sender import Sender
 from bot.settings import load_settings
-from bot.telegram import TelegramBot, TelegramChannel
 from nlu.client import NluClient
 from storage.db import transaction
 from tests.fake_bot_api import FakeBotApi, seed_finished_visits, serving

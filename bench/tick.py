@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from bot.pushes import decide
+from bot.pushes.decide import decide
 from bot.services import Services
 from bot.settings import load_settings
 from storage.db import make_engine, make_session_factory, transaction

@@ -1,0 +1,1 @@
+"""The edge: every framework (Telegram, FastAPI, APScheduler) and the wiring of the parts."""

@@ -16,17 +16,18 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from telegram.request import BaseRequest
 
-from bot.api import build_api
-from bot.live_location import LiveLocations
+from bot.api.routes import build_api
+from bot.channels.base import Channel
+from bot.channels.live_location import LiveLocations
+from bot.channels.telegram import TelegramBot, TelegramChannel
+from bot.channels.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from bot.metrics import NluMetrics
-from bot.pushes import decide
-from bot.scheduler import build_scheduler
-from bot.sender import Channel, Sender
+from bot.pushes.decide import decide
+from bot.pushes.scheduler import build_scheduler
+from bot.pushes.sender import Sender
 from bot.services import Services
 from bot.settings import Settings
 from bot.simulation import demo_clock, play_day
-from bot.telegram import TelegramBot, TelegramChannel
-from bot.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from nlu.client import NluClient
 from nlu.commands import free_port
 from nlu.project import RasaServer, train

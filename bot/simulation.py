@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 
-from bot.pushes import decide
-from bot.sender import Sender
+from bot.pushes.decide import decide
+from bot.pushes.sender import Sender
 from bot.services import Services
 from storage.db import transaction
 from storage.orders import record_event, require_order

@@ -11,8 +11,9 @@ from functools import partial
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot.arrivals import predict_for_order
 from bot.services import Services
-from bot.views import order_view
+from bot.settings import Settings
 from dialogues.engine import step
 from dialogues.model import (
     BookSlot,
@@ -29,6 +30,7 @@ from dialogues.model import (
     SaveRating,
     SetLanguage,
     SetNotifications,
+    SlotView,
     State,
     Step,
 )
@@ -40,7 +42,7 @@ from storage.errors import ConversationConflict, SlotNotFound, SlotTaken
 from storage.models import Chat, Order
 from storage.orders import cancel_order, get_order_by_id
 from storage.records import add_note, add_rating, open_ticket
-from storage.slots import book_slot
+from storage.slots import book_slot, free_slots
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 3  # another worker may save the same conversation between our read and write
@@ -95,6 +97,34 @@ def conversation_of(session: Session, chat_key: str, fallback_language: str
         state = State.IDLE
     return Conversation(state=state, language=stored.language, data=dict(stored.data),
                         last_activity=stored.last_activity), stored.version
+
+
+def order_view(session: Session, *, order: Order, settings: Settings, now: datetime) -> OrderView:
+    """Build the engine's read-only view of the order; route and free slots are read if asked."""
+    horizon = now + timedelta(days=settings.rules.offer_horizon_days)
+
+    def load_free_slots() -> tuple[SlotView, ...]:
+        slots = free_slots(session, region=order.region, after=now, until=horizon, limit=200)
+        return tuple(SlotView(s.id, s.start, s.end) for s in slots)
+
+    return OrderView(
+        number=order.number,
+        status=order.status,
+        timezone=order.timezone,
+        window_start=order.window_start,
+        window_end=order.window_end,
+        technician_name=order.technician.name if order.technician else None,
+        code_word=order.technician.code_word if order.technician else None,
+        status_reason=order.status_reason,
+        moves=order.moves,
+        slot_id=order.slot_id,
+        arrived_at=order.arrived_at,
+        finished_at=order.finished_at,
+        monthly_fee_cents=order.monthly_fee_cents,
+        load_prediction=lambda: predict_for_order(session, order=order, settings=settings,
+                                                  now=now),
+        load_free_slots=load_free_slots,
+    )
 
 
 def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat | None,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import build_api
+from bot.api.routes import build_api
 from bot.services import Services
 from tests.conftest import API_TOKEN
 

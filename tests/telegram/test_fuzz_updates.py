@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.request import BaseRequest, RequestData
 
+from bot.channels.telegram import TelegramBot
 from bot.services import Services
 from bot.settings import load_settings
-from bot.telegram import TelegramBot
 from bot.turns import texts_factory
 from nlu.client import NluClient
 from nlu.project import RasaServer

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from bot.api import build_api
+from bot.api.routes import build_api
 from bot.app import build_services
 from bot.settings import load_settings
 from tests.conftest import API_TOKEN

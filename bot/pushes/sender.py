@@ -12,14 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 
-from bot.ratelimit import SendLimiter
+from bot.channels.base import Blocked, Channel, TryLater
+from bot.pushes.ratelimit import SendLimiter
 from bot.services import Services
-from bot.turns import conversation_of, rules_of, texts_factory
-from bot.views import order_view
+from bot.turns import conversation_of, order_view, rules_of, texts_factory
 from dialogues.model import Reply
 from dialogues.pushes import push_step
 from storage.chats import chats_of_orders, mark_unreachable, save_conversation
@@ -39,28 +38,6 @@ from storage.outbox import (
 log = logging.getLogger(__name__)
 BATCH = 50
 MAX_BACKOFF_SECONDS = 600
-
-
-class Blocked(Exception):
-    """The customer blocked the bot: no more pushes to this chat."""
-
-
-class TryLater(Exception):
-    """Telegram is busy or unreachable: try again after `after` seconds (if it said so)."""
-
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
-        self.after = after
-
-
-class Channel(Protocol):
-    """Where pushes go: Telegram, or the terminal of `techbot chat`."""
-
-    prefix: str  # the chat keys it serves: "tg:" or "term:"
-
-    async def deliver(self, chat_key: str, telegram_chat_id: int | None,
-                      replies: tuple[Reply, ...]) -> None:
-        """Send the replies; raise Blocked or TryLater."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import chats
-from bot.sender import Blocked, TryLater
+from bot.channels.base import Blocked, TryLater
 from bot.services import Services
 from bot.turns import chat_state, handle_chat
 from dialogues import linking

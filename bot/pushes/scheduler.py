@@ -8,7 +8,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.concurrency import run_in_threadpool
 
-from bot.pushes import decide
+from bot.pushes.decide import decide
 from bot.services import Services
 
 log = logging.getLogger(__name__)

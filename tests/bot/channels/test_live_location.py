@@ -8,7 +8,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from bot.live_location import LiveLocations
+from bot.channels.live_location import LiveLocations
 from bot.services import Services
 from storage.chats import ensure_chat, link_chat
 from storage.db import transaction

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.api_models import CapacityIn, EventIn, OrderIn, PositionIn, RouteIn, TechnicianIn
+from bot.api.models import CapacityIn, EventIn, OrderIn, PositionIn, RouteIn, TechnicianIn
+from bot.api.views import order_json
 from bot.services import Services
-from bot.views import order_json
 from storage.chats import create_link_token
 from storage.db import transaction
 from storage.errors import OrderNotFound, TechnicianNotFound

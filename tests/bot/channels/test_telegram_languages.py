@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.telegram import RecentLanguages
+from bot.channels.telegram import RecentLanguages
 
 
 def test_it_remembers_the_last_language_and_forgets_the_least_recent_chat() -> None:

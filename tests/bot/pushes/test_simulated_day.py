@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.pushes import decide
-from bot.sender import Sender
+from bot.pushes.decide import decide
+from bot.pushes.sender import Sender
 from bot.services import Services
 from dialogues.model import Reply
 from storage.chats import ensure_chat, link_chat

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.pushes import prediction_of, predictions
+from bot.arrivals import predict_for_order
 from bot.settings import Settings
-from dialogues.model import OrderView, Prediction, SlotView
 from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
-from storage.slots import free_slots
-from storage.technicians import RouteView, routes_of_orders
+from storage.technicians import routes_of_orders
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -76,42 +74,3 @@ def order_json(
             for n in notifications
         ],
     }
-
-
-def order_view(session: Session, *, order: Order, settings: Settings, now: datetime) -> OrderView:
-    """Build the engine's read-only view of the order; route and free slots are read if asked."""
-    horizon = now + timedelta(days=settings.rules.offer_horizon_days)
-
-    def load_free_slots() -> tuple[SlotView, ...]:
-        slots = free_slots(session, region=order.region, after=now, until=horizon, limit=200)
-        return tuple(SlotView(s.id, s.start, s.end) for s in slots)
-
-    return OrderView(
-        number=order.number,
-        status=order.status,
-        timezone=order.timezone,
-        window_start=order.window_start,
-        window_end=order.window_end,
-        technician_name=order.technician.name if order.technician else None,
-        code_word=order.technician.code_word if order.technician else None,
-        status_reason=order.status_reason,
-        moves=order.moves,
-        slot_id=order.slot_id,
-        arrived_at=order.arrived_at,
-        finished_at=order.finished_at,
-        monthly_fee_cents=order.monthly_fee_cents,
-        load_prediction=lambda: predict_for_order(session, order=order, settings=settings,
-                                                  now=now),
-        load_free_slots=load_free_slots,
-    )
-
-
-def predict_for_order(
-    session: Session, *, order: Order, settings: Settings, now: datetime,
-    routes: list[RouteView] | None = None,
-) -> Prediction | None:
-    """Return the expected arrival at this order, from its technician's route (read if None)."""
-    if routes is None:
-        routes = routes_of_orders(session, order_ids=[order.id])
-    return prediction_of(order, predictions(session, routes, settings=settings, now=now),
-                         settings=settings)

@@ -1,0 +1,1 @@
+"""Where customers meet the bot: Telegram, the terminal, the live location of the technician."""

@@ -1,0 +1,1 @@
+"""Proactive pushes: the tick that decides what fell due, the sender that delivers the outbox."""
