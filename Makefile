@@ -8,7 +8,7 @@ export TECHBOT_CACHE_DIR := $(CACHE)
 # The PostgreSQL tests use the server on this machine when it answers (CI's case).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test setup venv rasa model catalogs emulator lint typecheck clean
+.PHONY: demo test setup venv rasa model catalogs messages emulator lint typecheck clean
 
 demo: setup model
 	$(BIN)/techbot db upgrade >/dev/null
@@ -39,6 +39,14 @@ model: venv rasa
 
 catalogs: venv
 	$(BIN)/pybabel compile -d locales -D messages
+
+# After adding or changing a t("...") text: re-extract the template and add the new messages to
+# every catalog (untranslated until a translator fills them; tests/test_catalogs.py says which).
+messages: venv
+	$(BIN)/pybabel extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output --no-wrap \
+	  -o locales/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap \
+	  --ignore-obsolete --no-fuzzy-matching >/dev/null
 
 emulator:
 	@scripts/emulator-install.sh
