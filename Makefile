@@ -43,10 +43,10 @@ catalogs: venv
 # After adding or changing a t("...") text: re-extract the template and add the new messages to
 # every catalog (untranslated until a translator fills them; tests/test_catalogs.py says which).
 messages: venv
-	$(BIN)/pybabel extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output --no-wrap \
-	  -o locales/messages.pot . >/dev/null
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap \
-	  --ignore-obsolete --no-fuzzy-matching >/dev/null
+	$(BIN)/pybabel -q extract -F babel.cfg -k t -k plural:1,2 --no-location --sort-output --no-wrap \
+	  -o locales/messages.pot .
+	$(BIN)/pybabel -q update -i locales/messages.pot -d locales -D messages --no-wrap \
+	  --ignore-obsolete --no-fuzzy-matching
 
 emulator:
 	@scripts/emulator-install.sh
