@@ -1,47 +1,155 @@
-"""The arrival prediction at the edge: read routes and positions, hand plain stops to dialogues."""
+"""The arrival prediction at the edge: learn from storage, hand plain values to dialogues.
+
+Each process keeps what it learned (the model, its calibration, today's traffic) and refreshes
+it from the database now and then, so learning costs a tick a few queries, not a scan of history.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.services import LearnedArrivals, Services
 from bot.settings import Settings
 from dialogues.model import Prediction
-from dialogues.prediction import Position, PredictionRules, Stop, predict_route
+from dialogues.prediction import (
+    ArrivalModel,
+    Position,
+    PredictionRules,
+    RouteContext,
+    Stop,
+    Traffic,
+    calibrate,
+    learn,
+    predict_route,
+    told_window,
+    traffic_today,
+)
+from storage.db import transaction
+from storage.history import (
+    add_forecasts,
+    forget_forecasts,
+    newest_visit_id,
+    recent_visits,
+    resolved_forecasts,
+    visits_of_day,
+)
 from storage.models import Order, OrderStatus
+from storage.orders import orders_booked_between
 from storage.technicians import RouteView, get_technician, routes_of_orders
+
+KEEP_FORECASTS = timedelta(days=30)
 
 
 def prediction_rules(settings: Settings) -> PredictionRules:
     """Turn the prediction settings into the model's rules."""
     prediction = settings.prediction
-    return PredictionRules(road_factor=prediction.road_factor,
+    return PredictionRules(method=prediction.method, coverage=prediction.coverage,
+                           samples=prediction.samples, road_factor=prediction.road_factor,
                            urban_speed_kmh=prediction.urban_speed_kmh,
                            minutes_per_stop_ahead=prediction.window_minutes_per_stop_ahead,
                            min_half_minutes=prediction.window_min_half_minutes)
 
 
-def predictions(session: Session, routes: list[RouteView], *, settings: Settings,
-                now: datetime) -> dict[int, Prediction]:
-    """Predict the remaining stops of every route, keyed by order id."""
+def _refresh(session: Session, state: LearnedArrivals, settings: Settings, now: datetime) -> None:
+    """Learn again when new visits finished and the last learning is old enough."""
+    every = timedelta(minutes=settings.prediction.relearn_minutes)
+    if state.model is None or state.model_at is None or now - state.model_at >= every:
+        newest = newest_visit_id(session)
+        if state.model is None or newest != state.newest_visit:
+            visits = recent_visits(session, before=now, limit=settings.prediction.history_visits)
+            state.model, state.newest_visit = learn(visits), newest
+        state.model_at = now
+    if state.calibration_at is None or now - state.calibration_at >= every:
+        forecasts = resolved_forecasts(session, before=now,
+                                       limit=settings.prediction.calibration_forecasts)
+        state.calibration = calibrate(forecasts, coverage=settings.prediction.coverage)
+        state.calibration_at = now
+        forget_forecasts(session, before=now - KEEP_FORECASTS)
+        state.recorded = {k: v for k, v in state.recorded.items() if now - v < timedelta(days=1)}
+
+
+def _traffic(session: Session, state: LearnedArrivals, model: ArrivalModel, day: date,
+             now: datetime) -> Traffic:
+    """Return today's traffic, read again every few minutes as drives finish."""
+    cached = state.traffic.get(day)
+    if cached is not None and now - cached[0] < timedelta(minutes=5):
+        return cached[1]
+    traffic = traffic_today(model, visits_of_day(session, day=day, before=now))
+    state.traffic = {d: v for d, v in state.traffic.items() if d >= day - timedelta(days=1)}
+    state.traffic[day] = (now, traffic)
+    return traffic
+
+
+def _stops(route: RouteView) -> list[Stop]:
+    stops = []
+    for stop, order in route.stops:
+        # Nobody home: the technician was there and left at the no-show's time.
+        no_show = order.status == OrderStatus.NO_SHOW
+        stops.append(Stop(
+            order_id=order.id, planned_minutes=stop.planned_minutes,
+            window_start=order.window_start, window_end=order.window_end, lat=order.lat,
+            lon=order.lon, arrived_at=order.finished_at if no_show else order.arrived_at,
+            finished_at=order.finished_at, eta=order.eta, eta_at=order.eta_reported_at,
+            departed_at=order.departed_at, job_type=order.job_type,
+            cancelled=order.status == OrderStatus.CANCELLED
+            or (no_show and order.finished_at is None)))
+    return stops
+
+
+def predictions(session: Session, routes: list[RouteView], *, services: Services,
+                now: datetime, record: bool = False) -> dict[int, Prediction]:
+    """Predict the remaining stops of every route of today (or tomorrow), keyed by order id.
+
+    With `record`, keep the model's raw forecasts (at most one per visit every
+    `prediction.record_minutes`) so the calibration can later judge them against arrivals.
+    """
+    settings, state = services.settings, services.learned
     rules = prediction_rules(settings)
     found: dict[int, Prediction] = {}
-    for route in routes:
-        technician = get_technician(session, technician_id=route.technician_id)
-        position = (Position(technician.lat, technician.lon, technician.position_at)
-                    if technician and technician.lat is not None and technician.lon is not None
-                    and technician.position_at is not None else None)
-        stops = [Stop(order_id=order.id, planned_minutes=stop.planned_minutes,
-                      window_start=order.window_start, lat=order.lat, lon=order.lon,
-                      arrived_at=order.arrived_at, finished_at=order.finished_at,
-                      eta=order.eta,
-                      cancelled=order.status in (OrderStatus.CANCELLED, OrderStatus.NO_SHOW))
-                 for stop, order in route.stops]
-        if route.day != now.date() and route.day != (now + timedelta(hours=12)).date():
-            continue  # a route of another day predicts nothing about today
-        found.update(predict_route(stops, now=now, position=position, rules=rules))
+    with state.lock:
+        if rules.method == "learned":
+            _refresh(session, state, settings, now)
+        for route in routes:
+            zone = ZoneInfo(route.stops[0][1].timezone if route.stops else
+                            settings.prediction.default_timezone)
+            local = now.astimezone(zone)
+            if route.day not in (local.date(), (local + timedelta(hours=12)).date()):
+                continue  # a route of another day predicts nothing about today
+            technician = get_technician(session, technician_id=route.technician_id)
+            position = (Position(technician.lat, technician.lon, technician.position_at)
+                        if technician and technician.lat is not None
+                        and technician.lon is not None and technician.position_at is not None
+                        else None)
+            midnight = datetime.combine(route.day, datetime.min.time(), tzinfo=zone)
+            model = state.model if rules.method == "learned" else None
+            context = RouteContext(
+                technician=route.technician_id, day=route.day,
+                local_minute=(now - midnight).total_seconds() / 60,
+                traffic=_traffic(session, state, model, route.day, now) if model else None)
+            found.update(predict_route(_stops(route), now=now, position=position, rules=rules,
+                                       model=model, calibration=state.calibration,
+                                       context=context))
+        if record and rules.method == "learned":
+            _record(session, state, found, settings, now)
     return found
+
+
+def _record(session: Session, state: LearnedArrivals, found: dict[int, Prediction],
+            settings: Settings, now: datetime) -> None:
+    every = timedelta(minutes=settings.prediction.record_minutes)
+    rows = []
+    for order_id, prediction in found.items():
+        last = state.recorded.get(order_id)
+        if prediction.raw is None or (last is not None and now - last < every):
+            continue
+        rows.append((order_id, *prediction.raw))
+        state.recorded[order_id] = now
+    if rows:
+        add_forecasts(session, rows=rows, made_at=now)
 
 
 def prediction_of(order: Order, predicted: dict[int, Prediction], *,
@@ -52,17 +160,52 @@ def prediction_of(order: Order, predicted: dict[int, Prediction], *,
     found = predicted.get(order.id)
     if found is None and order.eta is not None:
         half = timedelta(minutes=settings.prediction.window_min_half_minutes)
+        late = 1.0 if order.window_end is not None and order.eta > order.window_end else 0.0
         return Prediction(eta=order.eta, window_start=order.eta - half,
-                          window_end=order.eta + half)
+                          window_end=order.eta + half, late=late)
     return found
 
 
 def predict_for_order(
-    session: Session, *, order: Order, settings: Settings, now: datetime,
+    session: Session, *, order: Order, services: Services, now: datetime,
     routes: list[RouteView] | None = None,
 ) -> Prediction | None:
     """Return the expected arrival at this order, from its technician's route (read if None)."""
     if routes is None:
         routes = routes_of_orders(session, order_ids=[order.id])
-    return prediction_of(order, predictions(session, routes, settings=settings, now=now),
-                         settings=settings)
+    return prediction_of(order, predictions(session, routes, services=services, now=now),
+                         settings=services.settings)
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """What "when is the technician coming?" answers for one visit: the window and the ETA."""
+
+    number: str
+    timezone: str
+    window_start: datetime
+    window_end: datetime
+    eta: datetime | None
+
+
+def status_answers(services: Services, *, now: datetime) -> list[StatusAnswer]:
+    """Answer the status question for every visit of today whose technician has not arrived."""
+    settings = services.settings
+    with transaction(services.sessions) as session:
+        orders = [o for o in orders_booked_between(session, start=now - timedelta(days=1),
+                                                   end=now + timedelta(days=1))
+                  if o.window_start is not None and o.window_end is not None
+                  and _local_day(o.window_start, o.timezone) == _local_day(now, o.timezone)]
+        routes = routes_of_orders(session, order_ids=[o.id for o in orders])
+        predicted = predictions(session, routes, services=services, now=now)
+        answers = []
+        for order in sorted(orders, key=lambda o: o.number):
+            assert order.window_start is not None and order.window_end is not None
+            start, end, eta = told_window(prediction_of(order, predicted, settings=settings),
+                                          order.window_start, order.window_end)
+            answers.append(StatusAnswer(order.number, order.timezone, start, end, eta))
+        return answers
+
+
+def _local_day(moment: datetime, zone: str) -> date:
+    return moment.astimezone(ZoneInfo(zone)).date()

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -84,6 +85,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return demo(settings, order_number=args.order, language=args.lang)
 
 
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.replay import ReplayError, replay
+
+    if not args.verbose:  # stderr carries the progress bar and the refused calls
+        logging.getLogger().setLevel(logging.WARNING)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        return replay(settings, Path(args.log), out=out, ask_every_minutes=args.ask_every,
+                      tick_seconds=args.tick, database_url=args.database)
+    except ReplayError as exc:
+        print(f"techbot replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="techbot", description=__doc__)
@@ -105,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--lang", choices=["de", "en", "tr", "ru", "ar"],
                          help="answer in this language from the start")
         sub.set_defaults(handler=handler)
+    replay = commands.add_parser(
+        "replay", help="replay a log of ops-API calls; write what every customer was told")
+    replay.add_argument("log", help="JSON lines: {at, method, path, body} in time order")
+    replay.add_argument("--out", help="write the customers' messages here (default: stdout)")
+    replay.add_argument("--ask-every", type=float, metavar="MINUTES",
+                        help="also write the status answer of every visit of the day this often")
+    replay.add_argument("--tick", type=float, metavar="SECONDS",
+                        help="the push tick in replayed time (default: scheduler.tick_seconds)")
+    replay.add_argument("--database", metavar="URL",
+                        help="replay into this database (default: a fresh temporary SQLite)")
+    replay.set_defaults(handler=_replay)
     nlu = commands.add_parser("nlu", help="the Rasa NLU model").add_subparsers(
         dest="nlu", required=True)
     train = nlu.add_parser("train", help="train (skipped when data and config are unchanged)")

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.metrics import Metrics
 from bot.settings import Settings
+from dialogues.prediction import UNJUDGED, ArrivalModel, Calibration, Traffic
 from storage.models import utcnow
+
+
+@dataclass
+class LearnedArrivals:
+    """What this process learned about arrivals (bot/arrivals.py), and when it last looked."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    model: ArrivalModel | None = None
+    model_at: datetime | None = None
+    newest_visit: int = -1
+    calibration: Calibration = UNJUDGED
+    calibration_at: datetime | None = None
+    traffic: dict[date, tuple[datetime, Traffic]] = field(default_factory=dict)
+    recorded: dict[int, datetime] = field(default_factory=dict)  # order -> last forecast kept
 
 
 @dataclass
@@ -23,3 +39,4 @@ class Services:
     sessions: sessionmaker[Session]
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
+    learned: LearnedArrivals = field(default_factory=LearnedArrivals)

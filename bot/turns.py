@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.arrivals import predict_for_order
 from bot.services import Services
-from bot.settings import Settings
 from dialogues.engine import step
 from dialogues.model import (
     BookSlot,
@@ -99,9 +98,10 @@ def conversation_of(session: Session, chat_key: str, fallback_language: str
                         last_activity=stored.last_activity), stored.version
 
 
-def order_view(session: Session, *, order: Order, settings: Settings, now: datetime) -> OrderView:
+def order_view(session: Session, *, order: Order, services: Services, now: datetime
+               ) -> OrderView:
     """Build the engine's read-only view of the order; route and free slots are read if asked."""
-    horizon = now + timedelta(days=settings.rules.offer_horizon_days)
+    horizon = now + timedelta(days=services.settings.rules.offer_horizon_days)
 
     def load_free_slots() -> tuple[SlotView, ...]:
         slots = free_slots(session, region=order.region, after=now, until=horizon, limit=200)
@@ -121,7 +121,7 @@ def order_view(session: Session, *, order: Order, settings: Settings, now: datet
         arrived_at=order.arrived_at,
         finished_at=order.finished_at,
         monthly_fee_cents=order.monthly_fee_cents,
-        load_prediction=lambda: predict_for_order(session, order=order, settings=settings,
+        load_prediction=lambda: predict_for_order(session, order=order, services=services,
                                                   now=now),
         load_free_slots=load_free_slots,
     )
@@ -196,7 +196,7 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int | None, inco
         if order is None:
             raise LookupError("the chat's order no longer exists")
         conversation, version = conversation_of(session, chat_key, fallback_language)
-        view = order_view(session, order=order, settings=services.settings, now=now)
+        view = order_view(session, order=order, services=services, now=now)
         decide = partial(step, rules=rules, texts_for=texts_factory(order.timezone))
         result = decide(conversation, incoming, view, now)
         result = _apply(session, result, decide, conversation, view, order, chat, now, services)
@@ -215,7 +215,7 @@ def _apply(session: Session, result: Step, decide: Callable[..., Step],
             with session.begin_nested():
                 _carry_out(session, command, order=order, chat=chat, now=now)
         except (SlotTaken, SlotNotFound):
-            fresh = order_view(session, order=order, settings=services.settings, now=now)
+            fresh = order_view(session, order=order, services=services, now=now)
             return decide(conversation, CommandFailed(command, "slot_taken"), fresh, now)
     return result
 

@@ -89,9 +89,32 @@ def in_quiet_hours(now: datetime, zone: ZoneInfo, rules: PushRules) -> bool:
     return local >= rules.quiet_start or local < rules.quiet_end
 
 
+@dataclass(frozen=True)
+class Decision:
+    """The pushes due now, and when the order must be decided again (None: on news only)."""
+
+    pushes: list[DuePush]
+    next_at: datetime | None
+
+
+# "At the next tick": later than this tick's now, earlier than any next one.
+NEXT_TICK = timedelta(milliseconds=1)
+LIVE_RECHECK_AT_MOST = timedelta(minutes=10)
+# A visit whose window passed a day ago produces nothing more until something changes.
+STILL_NEWS = timedelta(days=1)
+# Even with nothing in sight, a visit still to come is looked at again within this time.
+RECHECK_AT_LEAST = timedelta(hours=1)
+
+
 def due_pushes(facts: OrderFacts, prediction: Prediction | None, now: datetime,
                rules: PushRules = PushRules()) -> list[DuePush]:
     """Return the pushes that fall due now and were not decided before."""
+    return decide_order(facts, prediction, now, rules).pushes
+
+
+def decide_order(facts: OrderFacts, prediction: Prediction | None, now: datetime,
+                 rules: PushRules = PushRules()) -> Decision:
+    """Return the pushes due now and the next moment anything about the order can fall due."""
     zone = ZoneInfo(facts.timezone)
     sent_keys = {p.dedupe_key for p in facts.sent}
     candidates = [
@@ -103,17 +126,56 @@ def due_pushes(facts: OrderFacts, prediction: Prediction | None, now: datetime,
         *_rating(facts),
     ]
     quiet = in_quiet_hours(now, zone, rules)
-    due = []
+    due, held_for_the_night = [], False
     for push in candidates:
         if push.dedupe_key in sent_keys:
             continue
         if not facts.notifications_enabled and push.kind not in ALWAYS:
             continue
         if quiet and push.kind not in URGENT:
-            continue  # decided again after the night, if it still holds
+            held_for_the_night = True  # decided again after the night, if it still holds
+            continue
         due.append(push)
         sent_keys.add(push.dedupe_key)
-    return due
+    return Decision(due, _next_at(facts, prediction, now, zone, rules, sent_keys,
+                                  held_for_the_night))
+
+
+def _next_at(facts: OrderFacts, prediction: Prediction | None, now: datetime, zone: ZoneInfo,
+             rules: PushRules, sent_keys: set[str], held_for_the_night: bool
+             ) -> datetime | None:
+    """Return when the order's pushes can next change without news from dispatch or chat."""
+    moments = [_night_ends(now, zone, rules)] if held_for_the_night else []
+    coming = facts.status in ("scheduled", "en_route")
+    if (coming and facts.window_start is not None and facts.window_end is not None
+            and now < facts.window_end + STILL_NEWS):
+        if _on_its_day(facts, now, zone) and prediction is not None:
+            # The prediction moves with every minute of the day: look again the sooner, the
+            # nearer the arrival (a tenth of the time left, at most every ten minutes).
+            left = max(prediction.eta - now, timedelta(0))
+            return now + max(NEXT_TICK, min(LIVE_RECHECK_AT_MOST, left / 10))
+        local = facts.window_start.astimezone(zone)
+        midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
+        remind_at = datetime.combine(local.date() - timedelta(days=1),
+                                     rules.reminder_local_time, tzinfo=zone)
+        moments += [midnight, facts.window_end + rules.missed_grace + timedelta(seconds=1),
+                    now + RECHECK_AT_LEAST]
+        if f"reminder:{_window_key(facts)}" not in sent_keys:
+            moments.append(remind_at)
+    later = [m for m in moments if m > now]
+    return min(later) if later else (now + NEXT_TICK if moments else None)
+
+
+def _night_ends(now: datetime, zone: ZoneInfo, rules: PushRules) -> datetime:
+    """Return the next end of the quiet hours at the visit's place."""
+    local = now.astimezone(zone)
+    end = datetime.combine(local.date(), rules.quiet_end, tzinfo=zone)
+    return end if end > now else end + timedelta(days=1)
+
+
+def _on_its_day(facts: OrderFacts, now: datetime, zone: ZoneInfo) -> bool:
+    return (facts.window_start is not None
+            and facts.window_start.astimezone(zone).date() == now.astimezone(zone).date())
 
 
 def _window_key(facts: OrderFacts) -> str:
@@ -165,21 +227,22 @@ def _last_told(facts: OrderFacts) -> SentPush | None:
 
 def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
                 rules: PushRules) -> list[DuePush]:
+    zone = ZoneInfo(facts.timezone)
     if (prediction is None or facts.status not in ("scheduled", "en_route")
-            or facts.window_start is None or facts.window_end is None):
+            or facts.window_start is None or facts.window_end is None
+            or not _on_its_day(facts, now, zone)):
         return []
     key = _window_key(facts)
     found = []
     booked = facts.window_end - facts.window_start
-    # The model's own uncertainty (the shown window may be cut at the booked start).
-    predicted = 2 * (prediction.window_end - prediction.eta)
     told = _last_told(facts)
     window = {"from": _iso(prediction.window_start), "to": _iso(prediction.window_end),
               "eta": _iso(prediction.eta)}
-    late = prediction.eta > facts.window_end
+    # Late "more likely than not": the model's probability, not a point ETA past the window.
+    late = prediction.late > 0.5
     near = prediction.eta <= now + rules.eta_near  # then "20 minutes away" says it better
-    if (not late and not near and prediction.window_start.date() == now.date()
-            and predicted <= booked * rules.narrowed_ratio):
+    narrow = prediction.window_end - prediction.window_start <= booked * rules.narrowed_ratio
+    if not late and not near and narrow and prediction.window_end <= facts.window_end:
         found.append(DuePush("window_narrowed", f"narrowed:{key}", window))
     # "About 20 minutes away" only once the technician is really on the way to this door.
     on_the_way = facts.status == "en_route" or facts.eta_reported
@@ -188,11 +251,12 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
         found.append(DuePush("eta_near", f"eta_near:{key}", {"minutes": minutes}))
     told_eta = datetime.fromisoformat(told.payload["eta"]) if told else None
     slipped = told_eta is not None and prediction.eta - told_eta > rules.delay_threshold
-    first_late = late and not any(p.kind == "delayed" and p.dedupe_key.startswith(
-        f"delayed:{key}") for p in facts.sent)
+    warned = any(p.kind == "delayed" and p.dedupe_key.startswith(f"delayed:{key}")
+                 for p in facts.sent)
     recent = told is not None and told.kind == "delayed" and (
         now - told.created_at < rules.delay_min_interval)
-    if (first_late or slipped) and not recent:
+    # A delay is told once it is likely, and again only when the news changed materially.
+    if late and (not warned or slipped) and not recent:
         count = sum(1 for p in facts.sent if p.kind == "delayed")
         found.append(DuePush("delayed", f"delayed:{key}:{count + 1}",
                              {**window, "reason": facts.status_reason}))

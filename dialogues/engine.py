@@ -21,6 +21,7 @@ from dialogues.model import (
     Incoming,
     OpenTicket,
     OrderView,
+    Prediction,
     Reply,
     Rules,
     SaveNote,
@@ -180,22 +181,32 @@ def status(ctx: Context) -> Step:
                        "appointment."))
     else:
         lines.append(t("Your visit is booked for {window}.",
-                       window=t.window(order.window_start, order.window_end)))
+                       window=t.window(order.window_start, order.window_end, ctx.now)))
         if order.status == "en_route":
             lines.append(t("Your technician {name} is on the way.", name=name)
                          if name else t("Your technician is on the way."))
         elif name:
             lines.append(t("Your technician is {name}.", name=name))
         if prediction is not None:
-            today = t.local(prediction.eta).date() == t.local(ctx.now).date()
-            if prediction.stop is not None and prediction.stops is not None and today:
-                lines.append(t("You are stop {stop} of {stops} today; expected {times}.",
-                               stop=prediction.stop, stops=prediction.stops,
-                               times=t.times(prediction.window_start, prediction.window_end)))
-            else:
-                lines.append(t("Expected arrival: {times}.",
-                               times=t.times(prediction.window_start, prediction.window_end)))
+            lines.append(_expected(t, prediction, ctx.now))
     return ctx.step(Reply("\n".join(lines), ctx.menu()))
+
+
+def _expected(t: Texts, prediction: Prediction, now: datetime) -> str:
+    """Say when the technician is expected, with the day's words and the route's place."""
+    times = t.times(prediction.window_start, prediction.window_end)
+    days = (t.local(prediction.eta).date() - t.local(now).date()).days
+    placed = prediction.stop is not None and prediction.stops is not None
+    if days == 0:
+        return (t("You are stop {stop} of {stops} today; expected {times}.",
+                  stop=prediction.stop, stops=prediction.stops, times=times)
+                if placed else t("Expected arrival: {times}.", times=times))
+    if days == 1:
+        return (t("Tomorrow you are stop {stop} of {stops}; expected {times}.",
+                  stop=prediction.stop, stops=prediction.stops, times=times)
+                if placed else t("Expected arrival tomorrow: {times}.", times=times))
+    return t("Expected arrival: {times}.",
+             times=t.window(prediction.window_start, prediction.window_end, now))
 
 
 def missed(order: OrderView, now: datetime) -> bool:

@@ -35,11 +35,14 @@ class SlotView:
 class Prediction:
     """When the technician is expected, and how sure that is."""
 
-    eta: datetime
-    window_start: datetime
+    eta: datetime  # the median arrival
+    window_start: datetime  # the central `prediction.coverage` interval, calibrated
     window_end: datetime
     stop: int | None = None  # this visit's place in the technician's route, 1-based
     stops: int | None = None
+    late: float = 0.0  # the probability of arriving after the booked window ends
+    # The model's own quantiles before calibration (low, median, high): what is judged later.
+    raw: tuple[datetime, datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)

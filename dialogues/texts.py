@@ -41,10 +41,20 @@ class Texts:
         """Say the time of day, as the customer's locale writes it."""
         return format_time(self.local(moment), format="short", locale=self.language)
 
-    def window(self, start: datetime, end: datetime) -> str:
-        """Say a window: its day and the two times."""
-        return self.t("{day}, {start}–{end}", day=self.day(start), start=self.time(start),
-                    end=self.time(end))
+    def day_from(self, moment: datetime, now: datetime) -> str:
+        """Say the day as seen from now: "today, …", "tomorrow, …", or the date."""
+        days = (self.local(moment).date() - self.local(now).date()).days
+        if days == 0:
+            return self.t("today, {date}", date=self.day(moment))
+        if days == 1:
+            return self.t("tomorrow, {date}", date=self.day(moment))
+        return self.day(moment)
+
+    def window(self, start: datetime, end: datetime, now: datetime | None = None) -> str:
+        """Say a window: its day (as seen from now, when given) and the two times."""
+        day = self.day_from(start, now) if now is not None else self.day(start)
+        return self.t("{day}, {start}–{end}", day=day, start=self.time(start),
+                      end=self.time(end))
 
     def times(self, start: datetime, end: datetime) -> str:
         """Say two times of the same day."""

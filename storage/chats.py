@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import ConversationConflict, LinkTokenInvalid
-from storage.models import Chat, Conversation, IdentifyFailure, LinkToken, Order
+from storage.models import EARLIEST, Chat, Conversation, IdentifyFailure, LinkToken, Order
 
 # Compared against when no order matches, so a miss costs the same as a wrong postal code.
 _DUMMY_POSTAL_CODE = "00000"
@@ -118,8 +118,12 @@ def orders_of_customer(session: Session, *, customer_id: int) -> list[Order]:
 
 
 def set_notifications(session: Session, *, chat: Chat, enabled: bool) -> None:
-    """Turn the chat's pushes on or off."""
+    """Turn the chat's pushes on or off (pushes held back meanwhile are decided again)."""
     chat.notifications_enabled = enabled
+    if chat.order_id is not None:
+        session.execute(update(Order).where(Order.id == chat.order_id)
+                        .values(decide_after=EARLIEST)
+                        .execution_options(synchronize_session=False))
     session.flush()
 
 

@@ -58,6 +58,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# "Decide at the next tick": earlier than any clock, so every due-query finds it.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -126,6 +130,8 @@ class Order(Base):
         Index("ix_orders_status_window_start", "status", "window_start"),
         # Finished orders are looked at only right after they changed (cancellation, rating).
         Index("ix_orders_status_updated_at", "status", "updated_at"),
+        # The tick decides only the orders whose decision fell due (dialogues/due.py says when).
+        Index("ix_orders_decide_after", "decide_after"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -149,6 +155,10 @@ class Order(Base):
     monthly_fee_cents: Mapped[int | None] = mapped_column(Integer)
     eta: Mapped[datetime | None] = mapped_column(UTCDateTime)
     eta_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    departed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set off for this visit
+    job_type: Mapped[str | None] = mapped_column(String(64))  # as dispatch names the kind of job
+    # When the pushes of this order must next be decided; NULL: only when something changes.
+    decide_after: Mapped[datetime | None] = mapped_column(UTCDateTime, default=lambda: EARLIEST)
     status_reason: Mapped[str | None] = mapped_column(String(500))
     arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -339,3 +349,47 @@ class NotificationAttempt(Base):
     detail: Mapped[str | None] = mapped_column(String(500))
     # "delivered" rows name the chat that got the push, so a retry skips the chats already told.
     chat_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class VisitHistory(Base):
+    """One finished visit as the arrival model learns from it: the job's and the drive's times."""
+
+    __tablename__ = "visit_history"
+    __table_args__ = (
+        Index("ix_visit_history_technician_id_id", "technician_id", "id"),
+        Index("ix_visit_history_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    technician_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)  # the visit's local day
+    job_type: Mapped[str | None] = mapped_column(String(64))
+    planned_minutes: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[float] = mapped_column(Float)
+    # The drive from the previous visit, when it can be told apart from waiting for the window.
+    drive_minutes: Mapped[float | None] = mapped_column(Float)
+    drive_km: Mapped[float | None] = mapped_column(Float)
+    drive_hour: Mapped[int | None] = mapped_column(Integer)  # local hour the drive began
+    # First visit of the day: the local minute of the day the technician set off.
+    start_minute: Mapped[int | None] = mapped_column(Integer)
+    # The dispatcher's last ETA for this visit: how wrong it was, and how far ahead it was told.
+    eta_error_minutes: Mapped[float | None] = mapped_column(Float)
+    eta_horizon_minutes: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ArrivalForecast(Base):
+    """A window the model predicted, kept until the arrival shows how well it held."""
+
+    __tablename__ = "arrival_forecasts"
+    __table_args__ = (Index("ix_arrival_forecasts_made_at", "made_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    low: Mapped[datetime] = mapped_column(UTCDateTime)  # the model's own, uncalibrated quantiles
+    median: Mapped[datetime] = mapped_column(UTCDateTime)
+    high: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import OrderNotFound
+from storage.history import record_visit
 from storage.models import (
+    EARLIEST,
     AppointmentChange,
+    Base,
     CapacitySlot,
     Customer,
     Order,
@@ -49,6 +52,11 @@ class AddressFields:
     city: str
     lat: float | None = None
     lon: float | None = None
+
+
+def mark_for_decision(order: Order) -> None:
+    """Have the order's pushes decided at the next tick: something about it changed."""
+    order.decide_after = EARLIEST
 
 
 def get_order(session: Session, *, number: str) -> Order | None:
@@ -98,6 +106,7 @@ def upsert_order(
     region: str | None,
     timezone: str | None,
     monthly_fee_cents: int | None = None,
+    job_type: str | None = None,
     default_language: str = "de",
     default_timezone: str = "Europe/Berlin",
     now: datetime,
@@ -142,6 +151,9 @@ def upsert_order(
         order.timezone = default_timezone
     if monthly_fee_cents is not None:
         order.monthly_fee_cents = monthly_fee_cents
+    if job_type is not None:
+        order.job_type = job_type
+    mark_for_decision(order)
     session.flush()
     if window is not None and (order.window_start, order.window_end) != window:
         set_window_by_operator(session, order=order, start=window[0], end=window[1], now=now)
@@ -225,6 +237,7 @@ def record_window_change(
     )
     order.window_start = start
     order.window_end = end
+    mark_for_decision(order)
 
 
 def appointment_history(session: Session, *, order_id: int) -> list[AppointmentChange]:
@@ -252,6 +265,7 @@ def cancel_order(
     # The operator's reason is told to the customer; the customer's own stays in the history.
     order.status_reason = reason if changed_by != "customer" else None
     order.eta = None
+    mark_for_decision(order)
     session.flush()
 
 
@@ -276,6 +290,8 @@ def record_event(
     elif type in _STATUS_AFTER_EVENT:
         order.status = _STATUS_AFTER_EVENT[type]
         order.status_reason = reason
+    if type == "en_route":
+        order.departed_at = at
     if type in ("en_route", "eta") and eta is not None:
         order.eta = eta
         order.eta_reported_at = at
@@ -287,7 +303,12 @@ def record_event(
     if type == "completed":
         order.finished_at = at
         order.arrived_at = order.arrived_at or at
+    if type == "no_show":
+        order.finished_at = at  # the technician left: the route goes on from here
+    mark_for_decision(order)
     session.flush()
+    if type == "completed":
+        record_visit(session, order=order)
     return event
 
 
@@ -300,23 +321,42 @@ def order_events(session: Session, *, order_id: int) -> list[OrderEvent]:
     )
 
 
-WATCH_AHEAD = timedelta(days=2)  # the evening-before reminder is the earliest push of a visit
-WATCH_BEHIND = timedelta(days=1)  # a missed visit, a late rating: still news for a day
+def orders_due(session: Session, *, now: datetime, limit: int) -> list[Order]:
+    """Return (and, on PostgreSQL, lock) orders whose decision fell due, oldest due first.
+
+    SKIP LOCKED: an order another worker is deciding, or a dispatch event is changing right
+    now, is left to them; the event's own decision follows its commit.
+    """
+    query = (select(Order).where(Order.decide_after <= now)
+             .order_by(Order.decide_after, Order.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Order)
+    return list(session.scalars(query))
 
 
-def orders_to_watch(session: Session, *, now: datetime) -> list[Order]:
-    """Return the orders whose state can produce a push now (two indexed range queries)."""
-    active = select(Order).where(
-        Order.status.in_([OrderStatus.SCHEDULED, OrderStatus.EN_ROUTE, OrderStatus.ARRIVED]),
-        Order.window_start >= now - WATCH_BEHIND, Order.window_start <= now + WATCH_AHEAD)
-    finished = select(Order).where(
-        Order.status.in_([OrderStatus.CANCELLED, OrderStatus.COMPLETED, OrderStatus.NO_SHOW]),
-        Order.updated_at >= now - WATCH_BEHIND)
-    seen: dict[int, Order] = {}
-    for query in (active, finished):
-        for order in session.scalars(query):
-            seen[order.id] = order
-    return list(seen.values())
+def schedule_decisions(session: Session, *, when: dict[int, datetime | None]) -> None:
+    """Set when each order is next decided (None: only when something changes)."""
+    if not when:
+        return
+    # One statement for the batch; updated_at stays: a decision is no change of the order.
+    table = Base.metadata.tables["orders"]
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("order_id"))
+        .values(decide_after=bindparam("moment")),
+        [{"order_id": order_id, "moment": moment} for order_id, moment in when.items()])
+
+
+def next_decision_at(session: Session) -> datetime | None:
+    """Return the earliest moment any order is due to be decided."""
+    return session.scalar(select(Order.decide_after).where(Order.decide_after.is_not(None))
+                          .order_by(Order.decide_after).limit(1))
+
+
+def orders_booked_between(session: Session, *, start: datetime, end: datetime) -> list[Order]:
+    """Return the visits still to come (scheduled or on the way) booked to start in the range."""
+    return list(session.scalars(select(Order).where(
+        Order.status.in_([OrderStatus.SCHEDULED, OrderStatus.EN_ROUTE]),
+        Order.window_start >= start, Order.window_start <= end).order_by(Order.id)))
 
 
 def changes_of_orders(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from storage.errors import OrderNotFound, TechnicianNotFound
-from storage.models import Order, RouteStop, Technician
+from storage.models import EARLIEST, Order, RouteStop, Technician
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ def set_route(
         raise OrderNotFound(", ".join(missing))
     if len(set(numbers)) != len(numbers):
         raise ValueError("an order appears twice in the route")
+    # Visits that leave the route and visits that join it are decided again at the next tick.
+    left = session.scalars(select(RouteStop.order_id).where(
+        RouteStop.technician_id == technician_id, RouteStop.day == day)).all()
+    session.execute(update(Order).where(Order.id.in_(left)).values(decide_after=EARLIEST)
+                    .execution_options(synchronize_session=False))
     session.execute(
         delete(RouteStop).where(RouteStop.technician_id == technician_id, RouteStop.day == day)
     )
@@ -60,6 +65,7 @@ def set_route(
     for position, stop in enumerate(stops, start=1):
         order = orders[stop.order_number]
         order.technician_id = technician_id
+        order.decide_after = EARLIEST
         row = RouteStop(technician_id=technician_id, day=day, position=position,
                         order_id=order.id, planned_minutes=stop.planned_minutes)
         session.add(row)
@@ -98,7 +104,7 @@ def update_position(
 
 
 def routes_of_orders(session: Session, *, order_ids: list[int]) -> list[RouteView]:
-    """Return the latest-day route of each order (shared routes once), in few queries."""
+    """Return the latest-day route of each order (shared routes once), in two queries."""
     days: dict[int, tuple[str, date]] = {}
     for start in range(0, len(order_ids), 500):
         for stop in session.scalars(select(RouteStop).where(
@@ -106,11 +112,14 @@ def routes_of_orders(session: Session, *, order_ids: list[int]) -> list[RouteVie
             key = (stop.technician_id, stop.day)
             if stop.order_id not in days or days[stop.order_id][1] < stop.day:
                 days[stop.order_id] = key
-    routes = []
-    for technician_id, day in sorted(set(days.values())):
+    wanted = sorted(set(days.values()))
+    found: dict[tuple[str, date], list[tuple[RouteStop, Order]]] = {k: [] for k in wanted}
+    for start in range(0, len(wanted), 200):
         rows = session.execute(
             select(RouteStop, Order).join(Order, Order.id == RouteStop.order_id)
-            .where(RouteStop.technician_id == technician_id, RouteStop.day == day)
-            .order_by(RouteStop.position)).all()
-        routes.append(RouteView(technician_id, day, [(r[0], r[1]) for r in rows]))
-    return routes
+            .where(tuple_(RouteStop.technician_id, RouteStop.day).in_(wanted[start:start + 200]))
+            .order_by(RouteStop.technician_id, RouteStop.day, RouteStop.position)).all()
+        for stop, order in rows:
+            found[(stop.technician_id, stop.day)].append((stop, order))
+    return [RouteView(technician_id, day, found[(technician_id, day)])
+            for technician_id, day in wanted]

@@ -87,6 +87,9 @@ class OrderIn(Strict):
     region: Identifier | None = None
     timezone: Zone | None = None
     monthly_fee_cents: int | None = Field(None, ge=0, le=10_000_000)
+    job_type: Identifier | None = Field(
+        None, description="the kind of job (e.g. install, repair): the arrival model learns "
+                          "how long each kind takes")
 
 
 class EventIn(Strict):

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.api.models import CapacityIn, EventIn, OrderIn, PositionIn, RouteIn, TechnicianIn
 from bot.api.views import order_json
@@ -100,9 +101,10 @@ def build_api(
                     timezone=body.timezone,
                     default_timezone=services.settings.prediction.default_timezone,
                     monthly_fee_cents=body.monthly_fee_cents,
+                    job_type=body.job_type,
                     now=now,
                 )
-                return order_json(session, order=order, settings=services.settings,
+                return order_json(session, order=order, services=services,
                                   now=now), created, order.id
 
         view, created, order_id = await run_in_threadpool(work)
@@ -118,7 +120,7 @@ def build_api(
         def work() -> dict[str, Any]:
             with transaction(sessions) as session:
                 order = require_order(session, number=number)
-                return order_json(session, order=order, settings=services.settings,
+                return order_json(session, order=order, services=services,
                                   now=services.clock())
 
         return await run_in_threadpool(work)
@@ -268,21 +270,56 @@ def build_api(
 
     _install_error_handlers(app, services)
 
-    @app.middleware("http")
-    async def require_token(request: Request, call_next: Any) -> Any:
-        # Checked before routing, so a caller without the token learns nothing about bodies.
-        if request.url.path.startswith("/api/v1"):
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            valid = scheme.lower() == "bearer" and secrets.compare_digest(
-                given.strip().encode(), token)
-            if not valid:
-                return JSONResponse(
+    # Checked before routing, so a caller without the token learns nothing about bodies.
+    app.add_middleware(TokenGate, token=token)
+    return app
+
+
+class TokenGate:
+    """Refuse every /api/v1 request without the bearer token (plain ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, *, token: bytes) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 401."""
+        if scope["type"] == "http" and scope["path"].startswith("/api/v1"):
+            header = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, given = header.partition(b" ")
+            if not (scheme.lower() == b"bearer"
+                    and secrets.compare_digest(given.strip(), self.token)):
+                refusal = JSONResponse(
                     {"detail": "missing or wrong bearer token "
                                "(Authorization: Bearer <TECHBOT_API__TOKEN>)"},
                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
-    return app
+
+class RequestCounter:
+    """Count requests by route and status for /metrics."""
+
+    def __init__(self, app: ASGIApp, *, services: Services) -> None:
+        self.app, self.services = app, services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and count its answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.services.metrics.http_requests.labels(path, str(status[0])).inc()
 
 
 def _known_technician(session: Session, technician_id: str | None) -> str | None:
@@ -319,10 +356,4 @@ def _install_error_handlers(app: FastAPI, services: Services) -> None:
         log.error("ops API error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        services.metrics.http_requests.labels(path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestCounter, services=services)

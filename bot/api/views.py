@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.arrivals import predict_for_order
-from bot.settings import Settings
+from bot.services import Services
 from storage.models import Notification, Order
 from storage.orders import appointment_history
 from storage.records import notes_of_order
@@ -22,7 +22,7 @@ def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 def order_json(
-    session: Session, *, order: Order, settings: Settings, now: datetime
+    session: Session, *, order: Order, services: Services, now: datetime
 ) -> dict[str, Any]:
     """Return the order's state, window, route place, notes and pushes, times in its zone."""
     zone = ZoneInfo(order.timezone)
@@ -36,7 +36,7 @@ def order_json(
     notifications = session.scalars(
         select(Notification).where(Notification.order_id == order.id).order_by(Notification.id)
     )
-    predicted = predict_for_order(session, order=order, settings=settings, now=now,
+    predicted = predict_for_order(session, order=order, services=services, now=now,
                                   routes=routes)
     return {
         "number": order.number,
@@ -52,9 +52,11 @@ def order_json(
         "technician": {"id": order.technician.id, "name": order.technician.name}
         if order.technician else None,
         "eta": _iso(order.eta, zone),
+        "job_type": order.job_type,
         "predicted": {"eta": _iso(predicted.eta, zone),
                       "window": {"start": _iso(predicted.window_start, zone),
-                                 "end": _iso(predicted.window_end, zone)}}
+                                 "end": _iso(predicted.window_end, zone)},
+                      "late_probability": round(predicted.late, 3)}
         if predicted else None,
         "eta_reported_at": _iso(order.eta_reported_at, zone),
         "arrived_at": _iso(order.arrived_at, zone),

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from bot.arrivals import prediction_of, predictions
 from bot.services import Services
 from bot.settings import Settings
-from dialogues.due import Change, OrderFacts, PushRules, SentPush, due_pushes
+from dialogues.due import Change, OrderFacts, PushRules, SentPush, decide_order
 from storage.chats import chats_of_orders
 from storage.db import transaction
 from storage.models import Order
-from storage.orders import changes_of_orders, orders_by_ids, orders_to_watch
+from storage.orders import changes_of_orders, orders_by_ids, orders_due, schedule_decisions
 from storage.outbox import enqueue, pushes_of_orders
 from storage.technicians import routes_of_orders
 
@@ -42,13 +42,30 @@ def _facts(order: Order, changes: list[Change], sent: list[SentPush],
         eta_reported=order.eta is not None, changes=tuple(changes), sent=tuple(sent))
 
 
+BATCH = 2_000  # orders decided per transaction
+
+
 def decide(services: Services, *, now: datetime, order_ids: list[int] | None = None) -> int:
-    """Enqueue every push that fell due (for these orders, or all watched ones); count them."""
+    """Enqueue every push that fell due (for these orders, or all due ones); count them."""
+    if order_ids is not None:
+        return _decide_batch(services, now, order_ids)[0]
+    enqueued, more = 0, True
+    while more:  # a full batch: more orders may be due
+        count, more = _decide_batch(services, now, None)
+        enqueued += count
+    if enqueued:
+        log.info("%d pushes fell due", enqueued)
+    return enqueued
+
+
+def _decide_batch(services: Services, now: datetime, order_ids: list[int] | None
+                  ) -> tuple[int, bool]:
+    """Decide one batch; return the pushes enqueued and whether more due orders may wait."""
     settings = services.settings
     rules = push_rules(settings)
     with transaction(services.sessions) as session:
         if order_ids is None:
-            orders = orders_to_watch(session, now=now)
+            orders = orders_due(session, now=now, limit=BATCH)
         else:
             orders = list(orders_by_ids(session, order_ids=order_ids).values())
         ids = [o.id for o in orders]
@@ -56,8 +73,8 @@ def decide(services: Services, *, now: datetime, order_ids: list[int] | None = N
         pushes = pushes_of_orders(session, order_ids=ids)
         chats = chats_of_orders(session, order_ids=ids)
         predicted = predictions(session, routes_of_orders(session, order_ids=ids),
-                                settings=settings, now=now)
-        enqueued = 0
+                                services=services, now=now, record=True)
+        enqueued, schedule = 0, {}
         for order in orders:
             facts = _facts(
                 order,
@@ -68,10 +85,11 @@ def decide(services: Services, *, now: datetime, order_ids: list[int] | None = N
                 notifications_enabled=any(c.notifications_enabled for c in chats[order.id])
                 if chats[order.id] else True,
             )
-            prediction = prediction_of(order, predicted, settings=settings)
-            for push in due_pushes(facts, prediction, now, rules):
+            decision = decide_order(facts, prediction_of(order, predicted, settings=settings),
+                                    now, rules)
+            for push in decision.pushes:
                 enqueued += enqueue(session, order_id=order.id, kind=push.kind,
                                     dedupe_key=push.dedupe_key, payload=push.payload, now=now)
-    if enqueued:
-        log.info("%d pushes fell due", enqueued)
-    return enqueued
+            schedule[order.id] = decision.next_at
+        schedule_decisions(session, when=schedule)
+    return enqueued, order_ids is None and len(orders) == BATCH

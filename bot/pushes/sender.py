@@ -99,7 +99,7 @@ class Sender:
                     rendered.append(Rendered(notification.id, notification.kind, (),
                                              "no reachable chat wants this push"))
                     continue
-                view = order_view(session, order=order, settings=self.services.settings,
+                view = order_view(session, order=order, services=self.services,
                                   now=now)
                 decide = partial(push_step, rules=rules, texts_for=texts_factory(order.timezone))
                 out = []

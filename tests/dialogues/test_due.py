@@ -70,7 +70,7 @@ def test_delays_are_not_repeated_within_the_interval() -> None:
     now = START + timedelta(minutes=30)
     late = Prediction(eta=START + timedelta(hours=2, minutes=30),
                       window_start=START + timedelta(hours=2, minutes=10),
-                      window_end=START + timedelta(hours=2, minutes=50))
+                      window_end=START + timedelta(hours=2, minutes=50), late=0.9)
     facts = replace(FACTS, status="en_route")
     (push,) = [p for p in due_pushes(facts, late, now) if p.kind == "delayed"]
     told = replace(facts, sent=(SentPush("delayed", push.dedupe_key, push.payload, now),))

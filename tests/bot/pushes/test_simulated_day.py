@@ -110,6 +110,9 @@ def play(services: Services, clock: list[datetime], recorder: Recorder) -> None:
 def day_played(services: Services) -> Recorder:
     clock = [local(16, day=-1)]
     services.clock = lambda: clock[0]
+    # The push machinery with the fixed rule, whose windows this day was written for; the
+    # learned model's days are in tests/bot/test_replay.py.
+    services.settings.prediction.method = "fixed"
     setup_day(services)
     recorder = Recorder(clock)
     play(services, clock, recorder)
@@ -144,8 +147,9 @@ def test_every_customer_gets_each_push_once_at_the_right_time(
         "50000001": {"reminder", "eta_near", "rating_request"},
         "50000002": {"reminder", "window_narrowed", "eta_near", "rating_request"},
         "50000003": {"reminder", "window_narrowed", "delayed", "eta_near", "rating_request"},
-        # Told "about 11:35" before stop 3 ran 50 minutes late: the knock-on is a delay too.
-        "50000004": {"reminder", "window_narrowed", "delayed", "eta_near", "rating_request"},
+        # Stop 3 ran 50 minutes late, but the knock-on still lands inside the booked window
+        # 12-14 (arrived 12:25): a "late" push there would be a false alarm (issue #13).
+        "50000004": {"reminder", "window_narrowed", "eta_near", "rating_request"},
         "50000005": {"reminder", "cancelled_by_operator"},
         "50000006": {"reminder", "window_narrowed", "eta_near", "rating_request"},
     }
