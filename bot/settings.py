@@ -80,6 +80,8 @@ class PushSettings(BaseModel):
     delay_threshold_minutes: int = Field(20, ge=1)
     delay_min_interval_minutes: int = Field(30, ge=0)
     narrowed_ratio: float = Field(0.5, gt=0, le=1)
+    delay_probability_near: float = Field(0.5, ge=0.5, lt=1)
+    delay_probability_far: float = Field(0.8, ge=0.5, lt=1)
     send_rate_per_second: float = Field(29, gt=0)
     lease_seconds: int = Field(60, ge=1)
     max_attempts: int = Field(8, ge=1)

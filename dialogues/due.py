@@ -26,6 +26,10 @@ class PushRules:
     delay_threshold: timedelta = timedelta(minutes=20)
     delay_min_interval: timedelta = timedelta(minutes=30)
     narrowed_ratio: float = 0.5
+    # "Late" must be likelier the further off the window's end is: a warning hours ahead can
+    # wait for more evidence, one in the last hour cannot.
+    delay_probability_near: float = 0.5  # within the last hour before the window ends
+    delay_probability_far: float = 0.8  # four hours or more before it
     missed_grace: timedelta = timedelta(minutes=15)
 
 
@@ -132,7 +136,7 @@ def decide_order(facts: OrderFacts, prediction: Prediction | None, now: datetime
             continue
         if not facts.notifications_enabled and push.kind not in ALWAYS:
             continue
-        if quiet and push.kind not in URGENT:
+        if quiet and not _urgent_tonight(push.kind, facts, now, zone, rules):
             held_for_the_night = True  # decided again after the night, if it still holds
             continue
         due.append(push)
@@ -164,6 +168,24 @@ def _next_at(facts: OrderFacts, prediction: Prediction | None, now: datetime, zo
             moments.append(remind_at)
     later = [m for m in moments if m > now]
     return min(later) if later else (now + NEXT_TICK if moments else None)
+
+
+def _urgent_tonight(kind: str, facts: OrderFacts, now: datetime, zone: ZoneInfo,
+                    rules: PushRules) -> bool:
+    """Say whether a push cannot wait for the morning (a delay: only for an early visit)."""
+    if kind not in URGENT:
+        return False
+    if kind != "delayed" or facts.window_start is None:
+        return True
+    return facts.window_start <= _night_ends(now, zone, rules) + timedelta(hours=1)
+
+
+def delay_probability(rules: PushRules, before_end: timedelta) -> float:
+    """Return how likely lateness must be to warn now, this long before the window ends."""
+    hours = before_end.total_seconds() / 3600
+    share = min(1.0, max(0.0, (hours - 1) / 3))
+    return rules.delay_probability_near + share * (
+        rules.delay_probability_far - rules.delay_probability_near)
 
 
 def _night_ends(now: datetime, zone: ZoneInfo, rules: PushRules) -> datetime:
@@ -238,8 +260,9 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
     told = _last_told(facts)
     window = {"from": _iso(prediction.window_start), "to": _iso(prediction.window_end),
               "eta": _iso(prediction.eta)}
-    # Late "more likely than not": the model's probability, not a point ETA past the window.
-    late = prediction.late > 0.5
+    # Late "more likely than not" (the model's probability, not a point ETA past the window),
+    # and the surer the further off the window's end is.
+    late = prediction.late > delay_probability(rules, facts.window_end - now)
     near = prediction.eta <= now + rules.eta_near  # then "20 minutes away" says it better
     narrow = prediction.window_end - prediction.window_start <= booked * rules.narrowed_ratio
     if not late and not near and narrow and prediction.window_end <= facts.window_end:

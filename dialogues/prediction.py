@@ -203,6 +203,7 @@ class ArrivalModel:
     job_base: float = 0.0  # log(actual ÷ planned) of an average job
     job_spread: Spread = field(default_factory=lambda: Spread.of([], _normal(0.45)))
     job_types: Mapping[str, Shift] = field(default_factory=dict)
+    job_spreads: Mapping[str, Spread] = field(default_factory=dict)  # kinds with enough jobs
     job_technicians: Mapping[str, Shift] = field(default_factory=dict)
     job_tau: float = 0.15  # a technician the model has not met yet: pace unknown by this much
     drive_intercept: float = 6.0  # minutes = intercept + per_km × straight-line km
@@ -219,15 +220,28 @@ class ArrivalModel:
     starts: Spread = field(default_factory=lambda: Spread.of([], 465 + 25 * _normal(1.0)))
     eta_errors: tuple[tuple[float, float], ...] = ()  # (horizon, error) in minutes
 
-    def job_shift(self, technician: str | None, job_type: str | None) -> Shift:
+    def job_shift(self, technician: str | None, kind: str) -> Shift:
         """Return the log pace of this technician at this kind of job, with its uncertainty."""
-        kind = self.job_types.get(job_type or "", Shift())
+        of_kind = self.job_types.get(kind, Shift())
         person = self.job_technicians.get(technician or "", Shift(0.0, self.job_tau))
-        return Shift(self.job_base + kind.mean + person.mean, math.hypot(kind.sd, person.sd))
+        return Shift(self.job_base + of_kind.mean + person.mean,
+                     math.hypot(of_kind.sd, person.sd))
+
+    def job_spread_of(self, kind: str) -> Spread:
+        """Return the spread of this kind of job, or of all jobs while it has few."""
+        return self.job_spreads.get(kind, self.job_spread)
 
     def drive_shift(self, technician: str | None) -> Shift:
         """Return the technician's log pace behind the wheel."""
         return self.drive_technicians.get(technician or "", Shift(0.0, self.drive_tau))
+
+
+KIND_SPREAD_JOBS = 150  # a kind of job gets its own spread once this many have been seen
+
+
+def job_kind(job_type: str | None, planned_minutes: int) -> str:
+    """Name the kind of job: dispatch's job type, else its planned minutes (45 ≠ 120)."""
+    return job_type or f"{planned_minutes} min"
 
 
 def learn(visits: Sequence[Visit]) -> ArrivalModel:
@@ -242,9 +256,9 @@ def learn(visits: Sequence[Visit]) -> ArrivalModel:
     noise = float(np.var(centred)) if len(jobs) > 1 else 0.2
     by_type: defaultdict[str, list[float]] = defaultdict(list)
     for v, r in zip(jobs, centred, strict=True):
-        by_type[v.job_type or ""].append(float(r))
+        by_type[job_kind(v.job_type, v.planned_minutes)].append(float(r))
     types, _ = _shrunk(by_type, noise) if len(by_type) > 1 else ({}, 0.0)
-    after_type = np.array([r - types.get(v.job_type or "", Shift()).mean
+    after_type = np.array([r - types.get(job_kind(v.job_type, v.planned_minutes), Shift()).mean
                            for v, r in zip(jobs, centred, strict=True)])
     by_person: defaultdict[str, list[float]] = defaultdict(list)
     for v, r in zip(jobs, after_type, strict=True):
@@ -252,9 +266,12 @@ def learn(visits: Sequence[Visit]) -> ArrivalModel:
     people, job_tau2 = _shrunk(by_person, float(np.var(after_type)))
     residual = np.array([r - people[v.technician_id].mean
                          for v, r in zip(jobs, after_type, strict=True)])
+    kinds = [job_kind(v.job_type, v.planned_minutes) for v in jobs]
+    spreads = {kind: Spread.of(residual[[k == kind for k in kinds]], _normal(0.45))
+               for kind in set(kinds) if kinds.count(kind) >= KIND_SPREAD_JOBS}
     model = replace(prior, visits=len(jobs), job_base=base, job_types=types,
                     job_technicians=people, job_tau=math.sqrt(job_tau2),
-                    job_spread=Spread.of(residual, _normal(0.45)))
+                    job_spread=Spread.of(residual, _normal(0.45)), job_spreads=spreads)
     return _learn_drives(model, visits)
 
 
@@ -443,11 +460,13 @@ class _Sampler:
 
     def job(self, stop: Stop, *, longer_than: float = 0.0) -> np.ndarray:
         """Draw the job's minutes; with `longer_than`, given it has already run that long."""
-        shift = self.model.job_shift(self.technician, stop.job_type)
+        kind = job_kind(stop.job_type, stop.planned_minutes)
+        shift = self.model.job_shift(self.technician, kind)
         pace = self.rng.normal(shift.mean, shift.sd, self.n)
+        spread = self.model.job_spread_of(kind)
 
         def draw() -> np.ndarray:
-            return np.asarray(stop.planned_minutes * np.exp(pace + self.model.job_spread.draw(
+            return np.asarray(stop.planned_minutes * np.exp(pace + spread.draw(
                 self.rng, self.n)), dtype=float)
 
         return self._beyond(draw, longer_than, scale=stop.planned_minutes)

@@ -29,6 +29,8 @@ def push_rules(settings: Settings) -> PushRules:
         delay_threshold=timedelta(minutes=pushes.delay_threshold_minutes),
         delay_min_interval=timedelta(minutes=pushes.delay_min_interval_minutes),
         narrowed_ratio=pushes.narrowed_ratio,
+        delay_probability_near=pushes.delay_probability_near,
+        delay_probability_far=pushes.delay_probability_far,
     )
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from dialogues.due import Change, OrderFacts, SentPush, due_pushes
+from dialogues.due import (
+    Change,
+    Decision,
+    OrderFacts,
+    PushRules,
+    SentPush,
+    decide_order,
+    delay_probability,
+    due_pushes,
+)
 from dialogues.model import Prediction
 
 # Tuesday 24 Nov 2026, visit 10:00-12:00 Berlin (09:00-11:00 UTC).
@@ -82,3 +91,52 @@ def test_delays_are_not_repeated_within_the_interval() -> None:
 def test_the_rating_request_follows_completion_once() -> None:
     done = replace(FACTS, status="completed", finished_at=START + timedelta(hours=1))
     assert kinds(done, START + timedelta(hours=1)) == {"rating_request"}
+
+
+def decision(facts: OrderFacts, now: datetime, prediction: Prediction | None = None
+             ) -> Decision:
+    return decide_order(facts, prediction, now, PushRules())
+
+
+def test_each_decision_says_when_the_order_is_decided_again() -> None:
+    days_before = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert decision(FACTS, days_before).next_at == days_before + timedelta(hours=1)
+    evening = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
+    assert decision(FACTS, evening).next_at == datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    # On its day, with a prediction: sooner the nearer the arrival.
+    soon = Prediction(eta=START + timedelta(minutes=30), window_start=START,
+                      window_end=START + timedelta(hours=1))
+    (at_once,) = [decision(FACTS, START, soon).next_at]
+    assert at_once is not None and START < at_once <= START + timedelta(minutes=3)
+    done = replace(FACTS, status="completed", finished_at=START)
+    assert decision(done, START + timedelta(hours=1)).next_at is None
+    # A rating held by the night is decided again when the night ends.
+    night = datetime(2026, 11, 24, 21, 30, tzinfo=UTC)
+    assert decision(done, night).next_at == datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+
+def test_a_delay_must_be_likelier_the_further_off_the_windows_end() -> None:
+    rules = PushRules()
+    assert delay_probability(rules, timedelta(minutes=30)) == 0.5
+    assert delay_probability(rules, timedelta(hours=6)) == 0.8
+    now = START - timedelta(hours=2)  # 08:00, four hours before the window ends
+    facts = replace(FACTS, status="en_route")
+
+    def told(late: float) -> set[str]:
+        end = START + timedelta(hours=2)
+        prediction = Prediction(eta=end + timedelta(minutes=20), window_start=end,
+                                window_end=end + timedelta(minutes=50), late=late)
+        return kinds(facts, now, prediction)
+
+    assert "delayed" not in told(0.7)  # four hours to go: not sure enough yet
+    assert "delayed" in told(0.85)
+
+
+def test_a_delay_waits_for_the_morning_unless_the_visit_is_early() -> None:
+    night = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # 00:30 on the visit's day in Berlin
+    late = Prediction(eta=START + timedelta(hours=3), window_start=START + timedelta(hours=2),
+                      window_end=START + timedelta(hours=4), late=0.95)
+    assert "delayed" not in kinds(FACTS, night, late)  # a 10:00 visit: told after the night
+    early = replace(FACTS, window_start=START - timedelta(hours=1, minutes=30),
+                    window_end=START + timedelta(hours=1))
+    assert "delayed" in kinds(early, night, late)  # an 08:30 visit cannot wait

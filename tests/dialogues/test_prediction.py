@@ -1,10 +1,26 @@
-"""The arrival prediction: narrows as fewer stops remain; positions give travel times."""
+"""The arrival prediction: the fixed rule, and the learned model with its calibration."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from dialogues.prediction import Position, PredictionRules, Stop, distance_km, predict_route
+import numpy as np
+import pytest
+
+from dialogues.prediction import (
+    UNJUDGED,
+    ArrivalModel,
+    Calibration,
+    Position,
+    PredictionRules,
+    RouteContext,
+    Stop,
+    calibrate,
+    distance_km,
+    learn,
+    predict_route,
+)
 from tests.conftest import NOW
 
 DAY = NOW.replace(hour=7)  # 08:00 in Berlin
@@ -62,3 +78,131 @@ def test_cancelled_stops_leave_the_route() -> None:
     route[1] = Stop(**{**route[1].__dict__, "cancelled": True})
     predicted = predict_route(route, now=DAY)
     assert set(predicted) == {1, 3} and predicted[3].stops == 2
+
+
+# The learned model ----------------------------------------------------------------------------
+
+LEARNED = PredictionRules(method="learned")
+
+
+@dataclass(frozen=True)
+class Visit:
+    technician_id: str
+    day: object
+    job_type: str | None
+    planned_minutes: int
+    duration_minutes: float
+    drive_minutes: float | None = None
+    drive_km: float | None = None
+    drive_hour: int | None = None
+    start_minute: int | None = None
+    eta_error_minutes: float | None = None
+    eta_horizon_minutes: float | None = None
+
+
+def history(pace: dict[str, float], jobs: int = 120, seed: int = 3) -> list[Visit]:
+    rng = np.random.default_rng(seed)
+    return [Visit(t, DAY.date(), None, 60, 60 * p * float(np.exp(rng.normal(0, 0.2))),
+                  drive_minutes=float(5 + 3 * km * np.exp(rng.normal(0, 0.2))), drive_km=km,
+                  drive_hour=10, start_minute=460)
+            for t, p in pace.items() for km in rng.uniform(1, 8, jobs)]
+
+
+def context(now: datetime = DAY, technician: str = "fast") -> RouteContext:
+    return RouteContext(technician, DAY.date(), (now - DAY.replace(hour=0)).total_seconds() / 60
+                        - 60)  # DAY is 08:00 Berlin = 07:00 UTC
+
+
+def test_with_no_history_the_windows_are_wide() -> None:
+    predicted = predict_route(stops(4), now=DAY, rules=LEARNED, model=ArrivalModel())
+    widths = [(p.window_end - p.window_start) / timedelta(minutes=1) for p in predicted.values()]
+    assert widths[0] >= 30 and widths[-1] >= 120  # honest priors, never a confident guess
+    assert widths == sorted(widths)
+
+
+def test_learning_finds_each_technicians_pace_and_narrows_the_window() -> None:
+    model = learn(history({"fast": 0.8, "slow": 1.4, "mid": 1.0}))
+    fast, slow = model.job_shift("fast", "60 min"), model.job_shift("slow", "60 min")
+    assert slow.mean - fast.mean == pytest.approx(np.log(1.4 / 0.8), abs=0.1)
+    assert 2.5 < model.drive_per_km < 3.5
+    prior = predict_route(stops(4), now=DAY, rules=LEARNED, model=ArrivalModel())
+    learned = predict_route(stops(4), now=DAY, rules=LEARNED, model=model, context=context())
+    assert (learned[4].window_end - learned[4].window_start) < (
+        prior[4].window_end - prior[4].window_start)
+    slow_day = predict_route(stops(4), now=DAY, rules=LEARNED, model=model,
+                             context=context(technician="slow"))
+    assert slow_day[4].eta > learned[4].eta
+
+
+def test_a_job_that_has_run_long_moves_the_next_stop_later() -> None:
+    model = learn(history({"fast": 1.0}))
+    route = stops(2)
+    started = DAY + timedelta(minutes=10)
+    route[0] = Stop(**{**route[0].__dict__, "arrived_at": started})
+    early = predict_route(route, now=started + timedelta(minutes=20), rules=LEARNED,
+                          model=model, context=context())
+    late = predict_route(route, now=started + timedelta(minutes=110), rules=LEARNED,
+                         model=model, context=context())
+    assert late[2].eta - early[2].eta > timedelta(minutes=40)
+
+
+def test_no_window_opens_before_the_booked_one_or_lies_in_the_past() -> None:
+    model = learn(history({"fast": 1.0}))
+    route = [Stop(order_id=i, planned_minutes=60, window_start=DAY + timedelta(hours=2 * i),
+                  window_end=DAY + timedelta(hours=2 * i + 3), lat=52.5 + 0.01 * i, lon=13.4)
+             for i in range(1, 4)]
+    now = DAY + timedelta(minutes=30)
+    for order_id, p in predict_route(route, now=now, rules=LEARNED, model=model,
+                                     context=context(now)).items():
+        assert p.window_start >= max(now, route[order_id - 1].window_start)
+        assert p.window_start <= p.eta <= p.window_end
+        assert 0.0 <= p.late <= 1.0
+
+
+def test_a_technician_far_behind_is_likely_late() -> None:
+    model = learn(history({"fast": 1.0}))
+    route = [Stop(order_id=1, planned_minutes=60, window_start=DAY, arrived_at=DAY,
+                  lat=52.5, lon=13.4),
+             Stop(order_id=2, planned_minutes=60, window_start=DAY,
+                  window_end=DAY + timedelta(hours=2), lat=52.55, lon=13.4)]
+    on_time = predict_route(route, now=DAY + timedelta(minutes=20), rules=LEARNED, model=model,
+                            context=context())
+    behind = predict_route(route, now=DAY + timedelta(minutes=150), rules=LEARNED, model=model,
+                           context=context())
+    assert on_time[2].late < 0.2 < 0.9 < behind[2].late
+
+
+def test_the_prediction_is_the_same_for_the_same_day() -> None:
+    model = learn(history({"fast": 1.0}))
+    first = predict_route(stops(3), now=DAY, rules=LEARNED, model=model, context=context())
+    assert first == predict_route(stops(3), now=DAY, rules=LEARNED, model=model,
+                                  context=context())
+
+
+@dataclass(frozen=True)
+class Past:
+    made_at: datetime
+    low: datetime
+    median: datetime
+    high: datetime
+    arrived_at: datetime
+
+
+def test_calibration_widens_what_missed_and_narrows_what_was_too_careful() -> None:
+    rng = np.random.default_rng(5)
+    made = DAY
+
+    def forecasts(spread: float) -> list[Past]:
+        return [Past(made, made + timedelta(minutes=80), made + timedelta(minutes=90),
+                     made + timedelta(minutes=100),
+                     made + timedelta(minutes=90 + float(rng.normal(0, spread))))
+                for _ in range(400)]
+
+    assert calibrate(forecasts(5), coverage=0.9, minimum=40) != UNJUDGED
+    wide = calibrate(forecasts(20), coverage=0.9)  # missed: ±10 said, ±33 happened
+    narrow = calibrate(forecasts(2), coverage=0.9)  # too careful: ±10 said, ±3 happened
+    lower, upper = wide.scales(90)
+    assert lower > 2 and upper > 2
+    assert max(narrow.scales(90)) < 0.6
+    assert calibrate(forecasts(5)[:10], coverage=0.9) == UNJUDGED  # too few to judge
+    assert isinstance(narrow, Calibration)
