@@ -22,7 +22,7 @@ from bot.services import Services
 from bot.settings import load_settings
 from storage.db import make_engine, make_session_factory, transaction
 from storage.migrate import upgrade
-from storage.models import Customer, Order
+from storage.models import Customer, Order, RouteStop, Technician, VisitHistory
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # 11:00 in Berlin: no quiet hours
 CHUNK = 20_000
@@ -47,16 +47,47 @@ def add_orders(services: Services, *, start: int, count: int, active: bool) -> N
                 for i in ids])
 
 
-def tick_seconds(services: Services) -> float:
-    """Time one tick that decides every watched order (and finds nothing new to send)."""
+def tick_seconds(services: Services) -> tuple[float, float]:
+    """Time the first tick (every order due) and the next one (only what fell due since)."""
     # A running service has fresh planner statistics (autovacuum); a bulk load does not yet.
     with services.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
-    decide(services, now=NOW)  # the first tick may enqueue; the steady state is the next one
+    started = time.perf_counter()
+    decide(services, now=NOW)
+    first = time.perf_counter() - started
     started = time.perf_counter()
     decide(services, now=NOW + timedelta(seconds=30))
-    return time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+def add_routes(services: Services, *, technicians: int, history: int) -> None:
+    """Give technicians a route of six visits today and `history` finished visits each."""
+    with transaction(services.sessions) as session:
+        session.execute(insert(Technician), [{"id": f"B{t}", "name": "T"}
+                                             for t in range(technicians)])
+        first = 50_000_000
+        ids = range(first, first + technicians * 6)
+        session.execute(insert(Customer), [
+            {"id": i, "name": "K", "language": "de", "postal_code": "10115", "created_at": NOW}
+            for i in ids])
+        session.execute(insert(Order), [
+            {"id": i, "number": f"R{i}", "customer_id": i, "status": "scheduled",
+             "street": "Weg", "postal_code": "10115", "city": "Berlin", "timezone": "Europe/Berlin",
+             "region": "bench", "moves": 0, "lat": 52.5 + (i % 50) / 500, "lon": 13.4,
+             "technician_id": f"B{(i - first) // 6}",
+             "window_start": NOW + timedelta(hours=(i - first) % 6),
+             "window_end": NOW + timedelta(hours=(i - first) % 6 + 3),
+             "created_at": NOW, "updated_at": NOW} for i in ids])
+        session.execute(insert(RouteStop), [
+            {"technician_id": f"B{(i - first) // 6}", "day": NOW.date(),
+             "position": (i - first) % 6 + 1, "order_id": i, "planned_minutes": 60} for i in ids])
+        session.execute(insert(VisitHistory), [
+            {"order_id": 10_000_000 + t * history + k, "technician_id": f"B{t}",
+             "day": (NOW - timedelta(days=1 + k // 6)).date(), "planned_minutes": 60,
+             "duration_minutes": 50 + (k * 7) % 40, "drive_minutes": 15 + (k * 5) % 20,
+             "drive_km": 3 + k % 5, "drive_hour": 8 + k % 8, "finished_at": NOW}
+            for t in range(technicians) for k in range(history)])
 
 
 def bench(url: object, finished: int, label: str) -> list[str]:
@@ -77,11 +108,31 @@ def bench(url: object, finished: int, label: str) -> list[str]:
             add_orders(services, start=have + 1, count=active - have, active=True)
             row.append(tick_seconds(services))
         have = active
-        lines.append(f"| {label} | {active:,} | {row[0] * 1000:.0f} | {finished:,} | "
-                     f"{row[1] * 1000:.0f} |")
+        lines.append(f"| {label} | {active:,} | {row[0][0] * 1000:.0f} / "
+                     f"{row[0][1] * 1000:.0f} | {finished:,} | {row[1][0] * 1000:.0f} / "
+                     f"{row[1][1] * 1000:.0f} |")
         print(lines[-1], flush=True)
     for services in worlds:
         services.engine.dispose()
+    return lines
+
+
+def routes(url: object, finished: int, label: str) -> list[str]:
+    """Time ticks that predict routes: the learned model's cost per technician."""
+    lines = []
+    for technicians in (100, 1_000):
+        engine = make_engine(url() if callable(url) else str(url))
+        upgrade(engine)
+        services = Services(load_settings(), engine, make_session_factory(engine),
+                            clock=lambda: NOW)
+        add_orders(services, start=10_000_000, count=finished, active=False)
+        add_routes(services, technicians=technicians, history=60)
+        first, steady = tick_seconds(services)
+        lines.append(f"| {label} | {technicians:,} technicians × 6 visits, 60 finished each, "
+                     f"{finished:,} finished orders | {first * 1000:.0f} | {steady * 1000:.0f} "
+                     f"| {first * 1000 / technicians:.1f} |")
+        print(lines[-1], flush=True)
+        engine.dispose()
     return lines
 
 
@@ -111,14 +162,21 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
     print(f"# Tick cost, {os.cpu_count()} cores\n")
-    print("| database | active orders | tick ms (no finished) | finished orders | "
-          "tick ms (with finished) |")
+    databases = [(u, n) for u, n, k in ((sqlite_url, "SQLite", "sqlite"),
+                                        (postgres_url, "PostgreSQL", "postgres"))
+                 if args.database in (k, "both")]
+    print("Visits without a route (first tick: every order due / next tick: what fell due)\n")
+    print("| database | active orders | tick ms first / next (no finished) | finished orders | "
+          "tick ms first / next (with finished) |")
     print("|---|---|---|---|---|")
     try:
-        if args.database in ("sqlite", "both"):
-            bench(sqlite_url, args.finished, "SQLite")
-        if args.database in ("postgres", "both"):
-            bench(postgres_url, args.finished, "PostgreSQL")
+        for url, name in databases:
+            bench(url, args.finished, name)
+        print("\nRoutes of today predicted by the learned model (600 samples a route)\n")
+        print("| database | world | first tick ms | next tick ms | ms per technician |")
+        print("|---|---|---|---|---|")
+        for url, name in databases:
+            routes(url, args.finished, name)
     finally:
         for base, name in CREATED:
             admin = create_engine(base, isolation_level="AUTOCOMMIT")

@@ -146,7 +146,7 @@ def _record(session: Session, state: LearnedArrivals, found: dict[int, Predictio
         last = state.recorded.get(order_id)
         if prediction.raw is None or (last is not None and now - last < every):
             continue
-        rows.append((order_id, *prediction.raw))
+        rows.append((order_id, *prediction.raw, prediction.ahead))
         state.recorded[order_id] = now
     if rows:
         add_forecasts(session, rows=rows, made_at=now)

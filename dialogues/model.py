@@ -43,6 +43,7 @@ class Prediction:
     late: float = 0.0  # the probability of arriving after the booked window ends
     # The model's own quantiles before calibration (low, median, high): what is judged later.
     raw: tuple[datetime, datetime, datetime] | None = None
+    ahead: int = 0  # visits still to come before this one
 
 
 @dataclass(frozen=True)

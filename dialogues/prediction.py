@@ -150,11 +150,19 @@ class Spread:
         from_data = round(POOL * share)
         # Evenly through each (sorted) source: the pool keeps its shape without randomness.
         parts = [_even(np.sort(data), from_data), _even(np.sort(prior), POOL - from_data)]
-        return cls(np.concatenate(parts))
+        return cls(np.sort(np.concatenate(parts)))
 
     def draw(self, rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
         """Draw values from the pool."""
         return np.asarray(self.pool[rng.integers(0, len(self.pool), shape)], dtype=float)
+
+    def draw_above(self, rng: np.random.Generator, floor: np.ndarray) -> np.ndarray:
+        """Draw each value from the pool's part above its floor (NaN where none lies above)."""
+        first = np.searchsorted(self.pool, floor, side="right")
+        above = len(self.pool) - first
+        picked = first + np.floor(rng.random(len(floor)) * np.maximum(above, 1)).astype(int)
+        values = self.pool[np.minimum(picked, len(self.pool) - 1)]
+        return np.asarray(np.where(above > 0, values, np.nan), dtype=float)
 
     @property
     def values(self) -> np.ndarray:
@@ -236,7 +244,7 @@ class ArrivalModel:
         return self.drive_technicians.get(technician or "", Shift(0.0, self.drive_tau))
 
 
-KIND_SPREAD_JOBS = 150  # a kind of job gets its own spread once this many have been seen
+KIND_SPREAD_JOBS = 60  # a kind of job gets its own spread once this many have been seen
 
 
 def job_kind(job_type: str | None, planned_minutes: int) -> str:
@@ -368,30 +376,42 @@ class PastForecast(Protocol):
     @property
     def arrived_at(self) -> datetime: ...
 
+    @property
+    def ahead(self) -> int: ...
+
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """How much to stretch each side of the model's interval, per horizon bucket."""
+    """How much to stretch each side of the model's interval, per kind of forecast.
 
-    lower: tuple[float, ...] = (1.0,) * (len(HORIZONS) + 1)
-    upper: tuple[float, ...] = (1.0,) * (len(HORIZONS) + 1)
+    A kind is the horizon's bucket and whether the stop is the technician's next one or one
+    further down the route (their errors differ: one stretch for both would widen the one that
+    needs none).
+    """
+
+    scales_by_kind: Mapping[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+    default: tuple[float, float] = (1.0, 1.0)
     judged: int = 0  # how many past forecasts taught it
 
-    def scales(self, horizon_minutes: float) -> tuple[float, float]:
-        """Return (lower, upper) stretch factors for a forecast this far ahead."""
-        bucket = bucket_of(horizon_minutes)
-        return self.lower[bucket], self.upper[bucket]
+    def scales(self, horizon_minutes: float, ahead: int = 0) -> tuple[float, float]:
+        """Return (lower, upper) stretch factors for a forecast this far and this many ahead."""
+        return self.scales_by_kind.get(kind_of(horizon_minutes, ahead), self.default)
 
 
 # Until the model has a track record, its own spread is trusted only a quarter more than it says.
-UNJUDGED = Calibration(lower=(1.25,) * (len(HORIZONS) + 1), upper=(1.25,) * (len(HORIZONS) + 1))
+UNJUDGED = Calibration(default=(1.25, 1.25))
 FLOOR_MINUTES = 3.0  # a side of the interval narrower than this is judged as if it were this wide
 
 
 def bucket_of(horizon_minutes: float) -> int:
     """Return the calibration bucket of a forecast made this many minutes ahead."""
     return next((i for i, edge in enumerate(HORIZONS) if horizon_minutes < edge), len(HORIZONS))
+
+
+def kind_of(horizon_minutes: float, ahead: int) -> tuple[int, int]:
+    """Return the forecast's kind: its horizon bucket, and next stop (0) or a later one (1)."""
+    return bucket_of(horizon_minutes), min(ahead, 1)
 
 
 def _conformal(scores: np.ndarray, level: float) -> float:
@@ -413,20 +433,23 @@ def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
         up = max((f.high - f.median) / MINUTE, FLOOR_MINUTES)
         down = max((f.median - f.low) / MINUTE, FLOOR_MINUTES)
         late = (f.arrived_at - f.median) / MINUTE
-        rows.append((bucket_of(horizon), late / up, -late / down))
+        bucket, later = kind_of(horizon, f.ahead)
+        rows.append((bucket, later, late / up, -late / down))
     table = np.array(rows)
-    lower, upper = [], []
-    pooled_lo = _conformal(table[:, 2], tail)
-    pooled_hi = _conformal(table[:, 1], tail)
+
+    def stretch(mine: np.ndarray) -> tuple[float, float]:
+        lo, hi = _conformal(mine[:, 3], tail), _conformal(mine[:, 2], tail)
+        return min(max(lo, 0.2), 6.0), min(max(hi, 0.2), 6.0)
+
+    pooled = stretch(table)
+    kinds = {}
     for bucket in range(len(HORIZONS) + 1):
-        mine = table[table[:, 0] == bucket]
-        if len(mine) >= minimum:
-            lo, hi = _conformal(mine[:, 2], tail), _conformal(mine[:, 1], tail)
-        else:
-            lo, hi = pooled_lo, pooled_hi
-        lower.append(min(max(lo, 0.2), 6.0))
-        upper.append(min(max(hi, 0.2), 6.0))
-    return Calibration(tuple(lower), tuple(upper), len(forecasts))
+        in_bucket = table[table[:, 0] == bucket]
+        fallback = stretch(in_bucket) if len(in_bucket) >= minimum else pooled
+        for later in (0, 1):
+            mine = in_bucket[in_bucket[:, 1] == later]
+            kinds[(bucket, later)] = stretch(mine) if len(mine) >= minimum else fallback
+    return Calibration(kinds, pooled, len(forecasts))
 
 
 # Sampling a route ------------------------------------------------------------------------------
@@ -465,11 +488,13 @@ class _Sampler:
         pace = self.rng.normal(shift.mean, shift.sd, self.n)
         spread = self.model.job_spread_of(kind)
 
-        def draw() -> np.ndarray:
+        if longer_than <= 0:
             return np.asarray(stop.planned_minutes * np.exp(pace + spread.draw(
                 self.rng, self.n)), dtype=float)
-
-        return self._beyond(draw, longer_than, scale=stop.planned_minutes)
+        # Given it has run `longer_than` minutes: drawn from the spread's part beyond that.
+        floor = np.log(longer_than / stop.planned_minutes) - pace
+        return self._or_beyond(stop.planned_minutes * np.exp(pace + spread.draw_above(
+            self.rng, floor)), longer_than, scale=stop.planned_minutes)
 
     def drive(self, start: tuple[float, float] | None, end: tuple[float, float] | None,
               depart: np.ndarray, *, longer_than: float = 0.0) -> np.ndarray:
@@ -477,32 +502,30 @@ class _Sampler:
         hours = ((self.local_minute + depart) // 60).astype(int) % 24
         pace = self.drive_pace * np.exp(self.hour_shift[hours])
 
-        def draw() -> np.ndarray:
-            if start is None or end is None:
-                plain = self.model.drive_minutes.draw(self.rng, self.n)
-                return np.asarray(plain * pace, dtype=float)
-            expected = max(1.0, self.model.drive_intercept
-                           + self.model.drive_per_km * distance_km(start, end))
-            spread = np.exp(self.model.drive_spread.draw(self.rng, self.n))
-            return np.asarray(expected * spread * pace, dtype=float)
+        if start is None or end is None:
+            spread, unit = self.model.drive_minutes, pace
+            log_scale = False
+        else:
+            spread = self.model.drive_spread
+            unit = max(1.0, self.model.drive_intercept
+                       + self.model.drive_per_km * distance_km(start, end)) * pace
+            log_scale = True
+        if longer_than <= 0:
+            values = spread.draw(self.rng, self.n)
+            return np.asarray((np.exp(values) if log_scale else values) * unit, dtype=float)
+        # Given it has lasted `longer_than` minutes: from the spread's part beyond that.
+        floor = np.log(longer_than / unit) if log_scale else longer_than / unit
+        values = spread.draw_above(self.rng, floor)
+        return self._or_beyond((np.exp(values) if log_scale else values) * unit, longer_than,
+                               scale=20.0)
 
-        return self._beyond(draw, longer_than, scale=20.0)
-
-    def _beyond(self, draw: Callable[[], np.ndarray], lower: float, *,
-                scale: float) -> np.ndarray:
-        """Draw, keeping only draws above `lower`; the rest lie a little beyond it."""
-        values = draw()
-        if lower <= 0:
+    def _or_beyond(self, values: np.ndarray, lower: float, *, scale: float) -> np.ndarray:
+        """Fill the draws that history had nothing beyond: they end some time after `lower`."""
+        missing = ~np.isfinite(values) | (values <= lower)
+        if not missing.any():
             return values
-        for _ in range(5):
-            short = values <= lower
-            if not short.any():
-                return values
-            values = np.where(short, draw(), values)
-        short = values <= lower
-        # What has run beyond nearly every draw ends some time later, as overruns do.
         extra = self.rng.exponential(0.25 * scale + 0.1 * lower, self.n)
-        return np.where(short, lower + extra, values)
+        return np.asarray(np.where(missing, lower + extra, values), dtype=float)
 
     def setting_off(self) -> np.ndarray:
         """Draw when the technician sets off in the morning, minutes from now."""
@@ -569,10 +592,12 @@ def predict_route(
         ends.append((stop.window_end - now) / MINUTE if stop.window_end else math.inf)
         free = arrival + sampler.job(stop)
         place = target or place
+    aheads = [position for position, _ in enumerate(pending)]
     summaries = _summarise(np.array(arrivals), np.array(floors), np.array(ends),
-                           rules.coverage, calibration)
-    return {active[index].order_id: summary.at(now, stop=index + 1, stops=len(active))
-            for index, summary in zip(pending, summaries, strict=True)}
+                           rules.coverage, calibration, aheads)
+    return {active[index].order_id: summary.at(now, stop=index + 1, stops=len(active),
+                                               ahead=ahead)
+            for index, summary, ahead in zip(pending, summaries, aheads, strict=True)}
 
 
 def _first_leg(sampler: _Sampler, stop: Stop, now: datetime, free: np.ndarray,
@@ -621,22 +646,24 @@ class _Summary:
     raw_high: float
     late: float
 
-    def at(self, now: datetime, *, stop: int, stops: int) -> Prediction:
+    def at(self, now: datetime, *, stop: int, stops: int, ahead: int) -> Prediction:
         """Return the prediction in clock times."""
         def when(minutes: float) -> datetime:
             return now + timedelta(seconds=round(minutes * 60))
 
         return Prediction(eta=when(self.median), window_start=when(self.low),
                           window_end=when(self.high), stop=stop, stops=stops, late=self.late,
-                          raw=(when(self.raw_low), when(self.median), when(self.raw_high)))
+                          raw=(when(self.raw_low), when(self.median), when(self.raw_high)),
+                          ahead=ahead)
 
 
 def _summarise(arrival: np.ndarray, floor: np.ndarray, window_end: np.ndarray, coverage: float,
-               calibration: Calibration) -> list[_Summary]:
+               calibration: Calibration, aheads: list[int]) -> list[_Summary]:
     """Turn sampled arrivals (stops × samples) into calibrated windows and P(late)."""
     tail = (1 - coverage) / 2
     low, median, high = np.quantile(arrival, [tail, 0.5, 1 - tail], axis=1)
-    scales = np.array([calibration.scales(float(m)) for m in median])
+    scales = np.array([calibration.scales(float(m), a) for m, a in zip(median, aheads,
+                                                                       strict=True)])
     centre = median[:, None]
     stretched = np.where(arrival >= centre, centre + (arrival - centre) * scales[:, 1:2],
                          centre - (centre - arrival) * scales[:, 0:1])

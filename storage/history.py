@@ -138,13 +138,16 @@ class Forecast:
     median: datetime
     high: datetime
     arrived_at: datetime
+    ahead: int
 
 
-def add_forecasts(session: Session, *, rows: list[tuple[int, datetime, datetime, datetime]],
+def add_forecasts(session: Session, *,
+                  rows: list[tuple[int, datetime, datetime, datetime, int]],
                   made_at: datetime) -> None:
-    """Keep forecasts (order id, low, median, high) made now, to judge them once they arrive."""
+    """Keep forecasts (order id, low, median, high, ahead) made now, to judge them later."""
     session.add_all(ArrivalForecast(order_id=order_id, made_at=made_at, low=low, median=median,
-                                    high=high) for order_id, low, median, high in rows)
+                                    high=high, ahead=ahead)
+                    for order_id, low, median, high, ahead in rows)
     session.flush()
 
 
@@ -152,13 +155,13 @@ def resolved_forecasts(session: Session, *, before: datetime, limit: int) -> lis
     """Return the newest forecasts whose visit has arrived since, newest first."""
     rows = session.execute(
         select(ArrivalForecast.made_at, ArrivalForecast.low, ArrivalForecast.median,
-               ArrivalForecast.high, Order.arrived_at)
+               ArrivalForecast.high, Order.arrived_at, ArrivalForecast.ahead)
         .join(Order, Order.id == ArrivalForecast.order_id)
         .where(Order.arrived_at.is_not(None), Order.arrived_at <= before,
                ArrivalForecast.made_at < Order.arrived_at)
         .order_by(ArrivalForecast.id.desc()).limit(limit)).all()
-    return [Forecast(made_at, low, median, high, arrived_at)
-            for made_at, low, median, high, arrived_at in rows if arrived_at is not None]
+    return [Forecast(made_at, low, median, high, arrived_at, ahead)
+            for made_at, low, median, high, arrived_at, ahead in rows if arrived_at is not None]
 
 
 def forget_forecasts(session: Session, *, before: datetime) -> None:

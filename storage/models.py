@@ -393,3 +393,4 @@ class ArrivalForecast(Base):
     low: Mapped[datetime] = mapped_column(UTCDateTime)  # the model's own, uncalibrated quantiles
     median: Mapped[datetime] = mapped_column(UTCDateTime)
     high: Mapped[datetime] = mapped_column(UTCDateTime)
+    ahead: Mapped[int] = mapped_column(Integer, default=0)  # visits to come before this one

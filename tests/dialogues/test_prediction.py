@@ -186,6 +186,7 @@ class Past:
     median: datetime
     high: datetime
     arrived_at: datetime
+    ahead: int = 0
 
 
 def test_calibration_widens_what_missed_and_narrows_what_was_too_careful() -> None:

@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('low', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('median', storage.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('high', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ahead', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_arrival_forecasts_order_id_orders'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_arrival_forecasts'))
     )
