@@ -1,7 +1,7 @@
 """Benchmark one scheduler tick: 1k / 10k / 100k active orders beside 1M finished ones.
 
 The tick must cost what the active visits cost, whatever the number of finished orders.
-Run: .venv/bin/python bench/tick.py [--finished 1000000] [--database sqlite|postgres|both]
+Run: .venv/bin/python -m bench.tick [--finished 1000000] [--database sqlite|postgres|both]
 PostgreSQL uses TECHBOT_TEST_DATABASE_URL's server (a scratch database is created and dropped).
 """
 
@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
 from bot.pushes.decide import decide
@@ -45,10 +45,13 @@ def add_orders(services: Services, *, start: int, count: int, active: bool) -> N
                  "window_end": NOW + timedelta(hours=4) if active else NOW - timedelta(days=60),
                  "created_at": NOW, "updated_at": NOW if active else NOW - timedelta(days=60)}
                 for i in ids])
+            if not active:  # finished long ago: decided for the last time back then
+                session.execute(update(Order).where(Order.id.in_(ids)).values(decide_after=None)
+                                .execution_options(synchronize_session=False))
 
 
 def tick_seconds(services: Services) -> tuple[float, float]:
-    """Time the first tick (every order due) and the next one (only what fell due since)."""
+    """Time the first tick (every active order due) and the next (only what fell due since)."""
     # A running service has fresh planner statistics (autovacuum); a bulk load does not yet.
     with services.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")

@@ -6,7 +6,7 @@ it from the database now and then, so learning costs a tick a few queries, not a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from bot.services import LearnedArrivals, Services
 from bot.settings import Settings
 from dialogues.model import Prediction
 from dialogues.prediction import (
+    UNJUDGED,
     ArrivalModel,
     Position,
     PredictionRules,
@@ -136,6 +137,62 @@ def predictions(session: Session, routes: list[RouteView], *, services: Services
         if record and rules.method == "learned":
             _record(session, state, found, settings, now)
     return found
+
+
+BACKTEST_DAY = (timedelta(hours=7, minutes=30), timedelta(hours=16, minutes=30))  # judged span
+
+
+def _as_of(stop: Stop, moment: datetime) -> Stop:
+    """Return the stop as it was known at `moment` (what happened later is hidden)."""
+    def known(at: datetime | None) -> datetime | None:
+        return at if at is not None and at <= moment else None
+
+    return replace(stop, arrived_at=known(stop.arrived_at), finished_at=known(stop.finished_at),
+                   departed_at=known(stop.departed_at), eta=None, eta_at=None)
+
+
+def backtest(session: Session, *, services: Services, order_ids: list[int]) -> int:
+    """Judge the model on past routes: keep what it would have said then as forecasts.
+
+    For each past route of these orders, at 18:00 the evening before and through the
+    working day as often as live forecasts are kept, the model learned from the days before
+    predicts the route as it stood then. The calibration judges those forecasts against the
+    real arrivals like live ones, so imported history gives the model a track record before
+    its first live day. Returns how many.
+    """
+    settings = services.settings
+    rules = prediction_rules(settings)
+    if rules.method != "learned" or not order_ids:
+        return 0
+    routes = routes_of_orders(session, order_ids=order_ids)
+    history = recent_visits(session, before=services.clock(),
+                            limit=settings.prediction.history_visits)
+    models: dict[date, ArrivalModel] = {}
+    step, count = timedelta(minutes=settings.prediction.record_minutes), 0
+    for route in routes:
+        zone = ZoneInfo(route.stops[0][1].timezone if route.stops else
+                        settings.prediction.default_timezone)
+        if route.day not in models:
+            models[route.day] = learn([v for v in history if v.day < route.day])
+        midnight = datetime.combine(route.day, datetime.min.time(), tzinfo=zone)
+        moments, moment = [midnight - timedelta(hours=6)], midnight + BACKTEST_DAY[0]
+        while moment <= midnight + BACKTEST_DAY[1]:
+            moments.append(moment)
+            moment += step
+        arrived = {order.id: order.arrived_at for _, order in route.stops}
+        for moment in moments:
+            stops = [_as_of(stop, moment) for stop in _stops(route)]
+            context = RouteContext(route.technician_id, route.day,
+                                   (moment - midnight).total_seconds() / 60)
+            found = predict_route(stops, now=moment, rules=rules, model=models[route.day],
+                                  calibration=UNJUDGED, context=context)
+            rows = [(order_id, *p.raw, p.ahead) for order_id, p in found.items()
+                    if p.raw is not None and (arrived.get(order_id) or moment) > moment]
+            if rows:
+                add_forecasts(session, rows=rows, made_at=moment)
+                count += len(rows)
+    services.learned.calibration_at = None  # judge again at the next prediction
+    return count
 
 
 def _record(session: Session, state: LearnedArrivals, found: dict[int, Prediction],

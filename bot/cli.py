@@ -25,6 +25,7 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.app import build_services
+    from bot.arrivals import backtest
     from storage.db import transaction
     from storage.demo import seed_demo
 
@@ -32,9 +33,12 @@ def _seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     with transaction(services.sessions) as session:
         result = seed_demo(session, now=services.clock(), link_ttl=timedelta(
             hours=settings.telegram.link_token_ttl_hours))
+        # The past visits give the arrival model its history and, judged, its track record.
+        judged = backtest(session, services=services, order_ids=result.history)
     services.engine.dispose()
     print(f"demo data: {len(result.orders)} orders, {result.technicians} technicians, "
-          f"{result.slots} slots")
+          f"{result.slots} slots, {len(result.history)} past visits to learn from, "
+          f"{judged} past forecasts judged")
     for number, language, token in result.orders:
         print(f"  order {number} ({language}): "
               f"https://t.me/{settings.telegram.bot_username}?start={token}")

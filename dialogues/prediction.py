@@ -393,10 +393,17 @@ class Calibration:
     scales_by_kind: Mapping[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
     default: tuple[float, float] = (1.0, 1.0)
     judged: int = 0  # how many past forecasts taught it
+    # Kinds with a track record of their own (or of their horizon): only these may be told a
+    # window narrower than the booked one.
+    trusted: frozenset[tuple[int, int]] = frozenset()
 
     def scales(self, horizon_minutes: float, ahead: int = 0) -> tuple[float, float]:
         """Return (lower, upper) stretch factors for a forecast this far and this many ahead."""
         return self.scales_by_kind.get(kind_of(horizon_minutes, ahead), self.default)
+
+    def trusts(self, horizon_minutes: float, ahead: int = 0) -> bool:
+        """Say whether forecasts of this kind have been judged often enough to narrow a window."""
+        return kind_of(horizon_minutes, ahead) in self.trusted
 
 
 # Until the model has a track record, its own spread is trusted only a quarter more than it says.
@@ -442,14 +449,16 @@ def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
         return min(max(lo, 0.2), 6.0), min(max(hi, 0.2), 6.0)
 
     pooled = stretch(table)
-    kinds = {}
+    kinds, trusted = {}, set()
     for bucket in range(len(HORIZONS) + 1):
         in_bucket = table[table[:, 0] == bucket]
         fallback = stretch(in_bucket) if len(in_bucket) >= minimum else pooled
         for later in (0, 1):
             mine = in_bucket[in_bucket[:, 1] == later]
             kinds[(bucket, later)] = stretch(mine) if len(mine) >= minimum else fallback
-    return Calibration(kinds, pooled, len(forecasts))
+            if len(in_bucket) >= minimum:
+                trusted.add((bucket, later))
+    return Calibration(kinds, pooled, len(forecasts), frozenset(trusted))
 
 
 # Sampling a route ------------------------------------------------------------------------------
@@ -669,6 +678,12 @@ def _summarise(arrival: np.ndarray, floor: np.ndarray, window_end: np.ndarray, c
                          centre - (centre - arrival) * scales[:, 0:1])
     stretched = np.maximum(stretched, floor[:, None])  # never before the window, nor now
     shown_low, shown_high = np.quantile(stretched, [tail, 1 - tail], axis=1)
+    # Without a track record at this horizon the model may say "later", never "narrower".
+    untrusted = np.array([not calibration.trusts(float(m), a)
+                          for m, a in zip(median, aheads, strict=True)], dtype=bool)
+    booked_end = np.where(np.isfinite(window_end), window_end, shown_high)
+    shown_low = np.where(untrusted, floor, shown_low)
+    shown_high = np.where(untrusted, np.maximum(shown_high, booked_end), shown_high)
     late = np.mean(stretched > window_end[:, None], axis=1)
     return [_Summary(max(float(a), float(f)), max(float(b), float(m)), float(m), float(lo),
                      float(hi), float(p))

@@ -207,3 +207,28 @@ def test_calibration_widens_what_missed_and_narrows_what_was_too_careful() -> No
     assert max(narrow.scales(90)) < 0.6
     assert calibrate(forecasts(5)[:10], coverage=0.9) == UNJUDGED  # too few to judge
     assert isinstance(narrow, Calibration)
+
+
+def test_a_window_narrower_than_the_booked_one_needs_a_track_record() -> None:
+    evening = DAY - timedelta(hours=14)  # 18:00 the evening before
+    booked = [Stop(order_id=i, planned_minutes=45, window_start=DAY + timedelta(hours=2 * i),
+                   window_end=DAY + timedelta(hours=2 * i + 2), lat=52.5 + 0.01 * i, lon=13.4)
+              for i in range(3)]
+    model = learn(history({"fast": 0.8}))
+    untried = predict_route(booked, now=evening, rules=LEARNED, model=model,
+                            context=context(evening))
+    for stop in booked:  # the evening before, no forecast ever judged: never inside the booked
+        told = untried[stop.order_id]
+        assert stop.window_end is not None
+        assert told.window_start == stop.window_start and told.window_end >= stop.window_end
+    made = evening
+    judged = [Past(made, made + timedelta(minutes=900), made + timedelta(minutes=910),
+                   made + timedelta(minutes=920), made + timedelta(minutes=910 + k % 7 - 3),
+                   ahead=k % 2) for k in range(200)]
+    trusted = calibrate(judged, coverage=0.9)
+    assert trusted.trusts(910, 0) and trusted.trusts(910, 1) and not trusted.trusts(60, 0)
+    tried = predict_route(booked, now=evening, rules=LEARNED, model=model,
+                          calibration=trusted, context=context(evening))
+    first = tried[booked[0].order_id]
+    assert booked[0].window_end is not None
+    assert first.window_end - first.window_start < booked[0].window_end - booked[0].window_start
