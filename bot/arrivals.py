@@ -40,7 +40,7 @@ from storage.history import (
 )
 from storage.models import Order, OrderStatus
 from storage.orders import orders_booked_between
-from storage.technicians import RouteView, get_technician, routes_of_orders
+from storage.technicians import RouteView, routes_of_orders, technicians_by_ids
 
 KEEP_FORECASTS = timedelta(days=30)
 
@@ -114,13 +114,15 @@ def predictions(session: Session, routes: list[RouteView], *, services: Services
     with state.lock:
         if rules.method == "learned":
             _refresh(session, state, settings, now)
+        technicians = technicians_by_ids(session, technician_ids=[r.technician_id
+                                                                  for r in routes])
         for route in routes:
             zone = ZoneInfo(route.stops[0][1].timezone if route.stops else
                             settings.prediction.default_timezone)
             local = now.astimezone(zone)
             if route.day not in (local.date(), (local + timedelta(hours=12)).date()):
                 continue  # a route of another day predicts nothing about today
-            technician = get_technician(session, technician_id=route.technician_id)
+            technician = technicians.get(route.technician_id)
             position = (Position(technician.lat, technician.lon, technician.position_at)
                         if technician and technician.lat is not None
                         and technician.lon is not None and technician.position_at is not None

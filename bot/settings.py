@@ -93,7 +93,7 @@ class PredictionSettings(BaseModel):
     samples: int = Field(600, ge=100, le=20_000)
     relearn_minutes: float = Field(30, gt=0)
     history_visits: int = Field(20_000, ge=100)
-    calibration_forecasts: int = Field(4_000, ge=100)
+    calibration_forecasts: int = Field(30_000, ge=100)
     record_minutes: float = Field(15, gt=0)
     road_factor: float = Field(1.4, ge=1)
     urban_speed_kmh: float = Field(25, gt=0)

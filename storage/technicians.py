@@ -40,6 +40,17 @@ def get_technician(session: Session, *, technician_id: str) -> Technician | None
     return session.get(Technician, technician_id)
 
 
+def technicians_by_ids(session: Session, *, technician_ids: list[str]) -> dict[str, Technician]:
+    """Return these technicians by id, in one query per 500 (missing ones are left out)."""
+    found: dict[str, Technician] = {}
+    unique = sorted(set(technician_ids))
+    for start in range(0, len(unique), 500):
+        for technician in session.scalars(select(Technician).where(
+                Technician.id.in_(unique[start:start + 500]))):
+            found[technician.id] = technician
+    return found
+
+
 def set_route(
     session: Session, *, technician_id: str, day: date, stops: list[StopFields]
 ) -> list[RouteStop]:

@@ -21,7 +21,13 @@ from storage.orders import (
     upsert_order,
 )
 from storage.records import add_note, add_rating, notes_of_order, open_ticket, tickets_of_order
-from storage.technicians import StopFields, route_of_order, set_route, update_position
+from storage.technicians import (
+    StopFields,
+    route_of_order,
+    set_route,
+    technicians_by_ids,
+    update_position,
+)
 from tests.conftest import NOW
 from tests.factories import make_order, make_slots, make_technician
 
@@ -143,3 +149,11 @@ def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
         make_order(session, window=(NOW.replace(tzinfo=None), NOW.replace(tzinfo=None)))
     with transaction(sessions) as session:
         assert session.query(Order).count() == 0
+
+
+def test_technicians_are_read_in_one_go(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        for k in range(3):
+            make_technician(session, technician_id=f"T-{k}", name=f"Name {k}")
+        found = technicians_by_ids(session, technician_ids=["T-2", "T-0", "T-2", "T-9"])
+        assert sorted(found) == ["T-0", "T-2"] and found["T-2"].name == "Name 2"
