@@ -273,7 +273,11 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
         minutes = max(1, round((prediction.eta - now).total_seconds() / 60 / 5) * 5)
         found.append(DuePush("eta_near", f"eta_near:{key}", {"minutes": minutes}))
     told_eta = datetime.fromisoformat(told.payload["eta"]) if told else None
-    slipped = told_eta is not None and prediction.eta - told_eta > rules.delay_threshold
+    told_end = datetime.fromisoformat(told.payload["to"]) if told else None
+    # Material news: the expected arrival left the window the customer was last told.
+    slipped = (told_eta is not None and told_end is not None
+               and prediction.eta - told_eta > rules.delay_threshold
+               and prediction.eta > told_end)
     warned = any(p.kind == "delayed" and p.dedupe_key.startswith(f"delayed:{key}")
                  for p in facts.sent)
     recent = told is not None and told.kind == "delayed" and (

@@ -88,6 +88,20 @@ def test_delays_are_not_repeated_within_the_interval() -> None:
     assert "delayed" in kinds(told, now + timedelta(minutes=31), later)
 
 
+def test_a_delay_is_told_again_only_when_the_arrival_leaves_the_window_told() -> None:
+    now = START + timedelta(minutes=30)
+    late = Prediction(eta=START + timedelta(hours=2, minutes=30),
+                      window_start=START + timedelta(hours=2),
+                      window_end=START + timedelta(hours=3, minutes=10), late=0.9)
+    facts = replace(FACTS, status="en_route")
+    (push,) = [p for p in due_pushes(facts, late, now) if p.kind == "delayed"]
+    told = replace(facts, sent=(SentPush("delayed", push.dedupe_key, push.payload, now),))
+    inside = replace(late, eta=late.eta + timedelta(minutes=30))  # 25 min later, still inside
+    outside = replace(late, eta=late.eta + timedelta(minutes=45))  # after the window told
+    assert "delayed" not in kinds(told, now + timedelta(hours=1), inside)
+    assert "delayed" in kinds(told, now + timedelta(hours=1), outside)
+
+
 def test_the_rating_request_follows_completion_once() -> None:
     done = replace(FACTS, status="completed", finished_at=START + timedelta(hours=1))
     assert kinds(done, START + timedelta(hours=1)) == {"rating_request"}
