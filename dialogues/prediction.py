@@ -409,6 +409,9 @@ class Calibration:
 # Until the model has a track record, its own spread is trusted only a quarter more than it says.
 UNJUDGED = Calibration(default=(1.25, 1.25))
 FLOOR_MINUTES = 3.0  # a side of the interval narrower than this is judged as if it were this wide
+# Stretches are kept within these bounds: a calibration gone wrong cannot make a window vanish,
+# and a side the model thought certain (all paths wait for the window) can still open up.
+STRETCH_BOUNDS = (0.2, 30.0)
 
 
 def bucket_of(horizon_minutes: float) -> int:
@@ -446,7 +449,8 @@ def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
 
     def stretch(mine: np.ndarray) -> tuple[float, float]:
         lo, hi = _conformal(mine[:, 3], tail), _conformal(mine[:, 2], tail)
-        return min(max(lo, 0.2), 6.0), min(max(hi, 0.2), 6.0)
+        least, most = STRETCH_BOUNDS
+        return min(max(lo, least), most), min(max(hi, least), most)
 
     pooled = stretch(table)
     kinds, trusted = {}, set()
@@ -677,7 +681,11 @@ def _summarise(arrival: np.ndarray, floor: np.ndarray, window_end: np.ndarray, c
     stretched = np.where(arrival >= centre, centre + (arrival - centre) * scales[:, 1:2],
                          centre - (centre - arrival) * scales[:, 0:1])
     stretched = np.maximum(stretched, floor[:, None])  # never before the window, nor now
-    shown_low, shown_high = np.quantile(stretched, [tail, 1 - tail], axis=1)
+    # The window is the one the calibration judged: each side of the model's own interval (at
+    # least FLOOR_MINUTES wide) times its stretch; never before the booked window, nor now.
+    shown_low = np.maximum(median - scales[:, 0] * np.maximum(median - low, FLOOR_MINUTES),
+                           floor)
+    shown_high = median + scales[:, 1] * np.maximum(high - median, FLOOR_MINUTES)
     # Without a track record at this horizon the model may say "later", never "narrower".
     untrusted = np.array([not calibration.trusts(float(m), a)
                           for m, a in zip(median, aheads, strict=True)], dtype=bool)
