@@ -23,7 +23,8 @@ from dialogues.prediction import (
     RouteContext,
     Stop,
     Traffic,
-    calibrate,
+    calibrate_judged,
+    judge,
     learn,
     predict_route,
     told_window,
@@ -43,6 +44,7 @@ from storage.orders import orders_booked_between
 from storage.technicians import RouteView, routes_of_orders, technicians_by_ids
 
 KEEP_FORECASTS = timedelta(days=30)
+LATE_ARRIVAL_REPORT = timedelta(hours=1)
 
 
 def prediction_rules(settings: Settings) -> PredictionRules:
@@ -65,9 +67,21 @@ def _refresh(session: Session, state: LearnedArrivals, settings: Settings, now: 
             state.model, state.newest_visit = learn(visits), newest
         state.model_at = now
     if state.calibration_at is None or now - state.calibration_at >= every:
-        forecasts = resolved_forecasts(session, before=now,
-                                       limit=settings.prediction.calibration_forecasts)
-        state.calibration = calibrate(forecasts, coverage=settings.prediction.coverage)
+        keep = settings.prediction.calibration_forecasts
+        # Only visits that arrived since the last look add forecasts to judge (an arrival
+        # reported up to LATE_ARRIVAL_REPORT late still counts); the rest are judged already.
+        since = (None if state.judged_until is None or now < state.judged_until
+                 else state.judged_until - LATE_ARRIVAL_REPORT)
+        if since is None:
+            state.judged = {}
+        for forecast in reversed(resolved_forecasts(session, before=now, limit=keep,
+                                                    arrived_after=since)):
+            state.judged.setdefault(forecast.id, judge(forecast))
+        while len(state.judged) > keep:  # the oldest judged go first
+            del state.judged[next(iter(state.judged))]
+        state.judged_until = now
+        state.calibration = calibrate_judged(list(state.judged.values()),
+                                             coverage=settings.prediction.coverage)
         state.calibration_at = now
         forget_forecasts(session, before=now - KEEP_FORECASTS)
         state.recorded = {k: v for k, v in state.recorded.items() if now - v < timedelta(days=1)}
@@ -193,7 +207,7 @@ def backtest(session: Session, *, services: Services, order_ids: list[int]) -> i
             if rows:
                 add_forecasts(session, rows=rows, made_at=moment)
                 count += len(rows)
-    services.learned.calibration_at = None  # judge again at the next prediction
+    services.learned.calibration_at = services.learned.judged_until = None  # judge all again
     return count
 
 

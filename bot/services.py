@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.metrics import Metrics
 from bot.settings import Settings
-from dialogues.prediction import UNJUDGED, ArrivalModel, Calibration, Traffic
+from dialogues.prediction import UNJUDGED, ArrivalModel, Calibration, Judged, Traffic
 from storage.models import utcnow
 
 
@@ -28,6 +28,9 @@ class LearnedArrivals:
     calibration_at: datetime | None = None
     traffic: dict[date, tuple[datetime, Traffic]] = field(default_factory=dict)
     recorded: dict[int, datetime] = field(default_factory=dict)  # order -> last forecast kept
+    # Past forecasts already judged (forecast id -> score), oldest first; read again only new.
+    judged: dict[int, Judged] = field(default_factory=dict)
+    judged_until: datetime | None = None
 
 
 @dataclass

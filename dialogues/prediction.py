@@ -431,21 +431,32 @@ def _conformal(scores: np.ndarray, level: float) -> float:
     return float(np.sort(scores)[rank - 1])
 
 
+Judged = tuple[int, int, float, float]  # kind (bucket, later), upper score, lower score
+
+
+def judge(forecast: PastForecast) -> Judged:
+    """Score a past forecast against its arrival: how many of its own sides off it was."""
+    horizon = (forecast.median - forecast.made_at) / MINUTE
+    up = max((forecast.high - forecast.median) / MINUTE, FLOOR_MINUTES)
+    down = max((forecast.median - forecast.low) / MINUTE, FLOOR_MINUTES)
+    late = (forecast.arrived_at - forecast.median) / MINUTE
+    bucket, later = kind_of(horizon, forecast.ahead)
+    return bucket, later, late / up, -late / down
+
+
 def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
               minimum: int = 40) -> Calibration:
     """Find the stretch that would have made past intervals hold `coverage` of the time."""
-    if len(forecasts) < minimum:
+    return calibrate_judged([judge(f) for f in forecasts], coverage=coverage, minimum=minimum)
+
+
+def calibrate_judged(rows: Sequence[Judged], *, coverage: float,
+                     minimum: int = 40) -> Calibration:
+    """Calibrate from forecasts already judged (`judge`), as a service keeps them."""
+    if len(rows) < minimum:
         return UNJUDGED
     tail = 1 - (1 - coverage) / 2
-    rows = []
-    for f in forecasts:
-        horizon = (f.median - f.made_at) / MINUTE
-        up = max((f.high - f.median) / MINUTE, FLOOR_MINUTES)
-        down = max((f.median - f.low) / MINUTE, FLOOR_MINUTES)
-        late = (f.arrived_at - f.median) / MINUTE
-        bucket, later = kind_of(horizon, f.ahead)
-        rows.append((bucket, later, late / up, -late / down))
-    table = np.array(rows)
+    table = np.array(rows, dtype=float)
 
     def stretch(mine: np.ndarray) -> tuple[float, float]:
         lo, hi = _conformal(mine[:, 3], tail), _conformal(mine[:, 2], tail)
@@ -462,7 +473,7 @@ def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
             kinds[(bucket, later)] = stretch(mine) if len(mine) >= minimum else fallback
             if len(in_bucket) >= minimum:
                 trusted.add((bucket, later))
-    return Calibration(kinds, pooled, len(forecasts), frozenset(trusted))
+    return Calibration(kinds, pooled, len(rows), frozenset(trusted))
 
 
 # Sampling a route ------------------------------------------------------------------------------

@@ -139,6 +139,7 @@ class Forecast:
     high: datetime
     arrived_at: datetime
     ahead: int
+    id: int = 0
 
 
 def add_forecasts(session: Session, *,
@@ -151,17 +152,21 @@ def add_forecasts(session: Session, *,
     session.flush()
 
 
-def resolved_forecasts(session: Session, *, before: datetime, limit: int) -> list[Forecast]:
-    """Return the newest forecasts whose visit has arrived since, newest first."""
-    rows = session.execute(
-        select(ArrivalForecast.made_at, ArrivalForecast.low, ArrivalForecast.median,
-               ArrivalForecast.high, Order.arrived_at, ArrivalForecast.ahead)
-        .join(Order, Order.id == ArrivalForecast.order_id)
-        .where(Order.arrived_at.is_not(None), Order.arrived_at <= before,
-               ArrivalForecast.made_at < Order.arrived_at)
-        .order_by(ArrivalForecast.id.desc()).limit(limit)).all()
-    return [Forecast(made_at, low, median, high, arrived_at, ahead)
-            for made_at, low, median, high, arrived_at, ahead in rows if arrived_at is not None]
+def resolved_forecasts(session: Session, *, before: datetime, limit: int,
+                       arrived_after: datetime | None = None) -> list[Forecast]:
+    """Return the newest forecasts whose visit has arrived (since `arrived_after`), newest first."""
+    query = (select(ArrivalForecast.made_at, ArrivalForecast.low, ArrivalForecast.median,
+                    ArrivalForecast.high, Order.arrived_at, ArrivalForecast.ahead,
+                    ArrivalForecast.id)
+             .join(Order, Order.id == ArrivalForecast.order_id)
+             .where(Order.arrived_at.is_not(None), Order.arrived_at <= before,
+                    ArrivalForecast.made_at < Order.arrived_at))
+    if arrived_after is not None:
+        query = query.where(Order.arrived_at > arrived_after)
+    rows = session.execute(query.order_by(ArrivalForecast.id.desc()).limit(limit)).all()
+    return [Forecast(made_at, low, median, high, arrived_at, ahead, forecast_id)
+            for made_at, low, median, high, arrived_at, ahead, forecast_id in rows
+            if arrived_at is not None]
 
 
 def forget_forecasts(session: Session, *, before: datetime) -> None:
