@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from types import FrameType
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -49,13 +52,42 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 
 async def nlu_url(settings: Settings, stack: AsyncExitStack) -> str:
     """Return the configured NLU URL, or start a local server that the stack stops."""
+    url, booting = nlu_booting(settings, stack)
+    if booting is not None:
+        await booting
+    return url
+
+
+def nlu_booting(settings: Settings, stack: AsyncExitStack
+                ) -> tuple[str, asyncio.Future[None] | None]:
+    """Return the NLU URL at once and, for a local server, its start (train, then serve).
+
+    The service answers meanwhile: the ops API and health checks at once, customers with the
+    buttons the bot offers whenever the NLU does not answer.
+    """
     if settings.nlu.url:
-        return settings.nlu.url
-    await run_in_threadpool(train)
+        return settings.nlu.url, None
     server = RasaServer(port=free_port(settings.nlu.local_port))
-    await run_in_threadpool(server.start)
+
+    def boot() -> None:
+        train()
+        server.start()
+
+    booting = asyncio.ensure_future(run_in_threadpool(boot))
     stack.callback(server.stop)
-    return server.url
+    stack.callback(booting.cancel)
+    return server.url, booting
+
+
+async def _report_boot(booting: asyncio.Future[None]) -> None:
+    """Log once how the local NLU server's start ended (a failure names its log file)."""
+    try:
+        await booting
+        log.info("the local NLU server answers")
+    except asyncio.CancelledError:
+        pass
+    except Exception as error:  # the service goes on with buttons; readiness says why
+        log.error("the local NLU server did not start: %s", error)
 
 
 @dataclass
@@ -105,7 +137,9 @@ async def running_service(
     services = build_services(settings)
     async with AsyncExitStack() as stack:
         stack.callback(services.engine.dispose)
-        url = await nlu_url(settings, stack)
+        url, booting = nlu_booting(settings, stack)
+        if booting is not None:
+            stack.callback(asyncio.ensure_future(_report_boot(booting)).cancel)
         client = _nlu_client(services, url)
         stack.push_async_callback(client.close)
         # Load the language models now, not on the first customer's message (~0.6 s).
@@ -130,26 +164,65 @@ async def running_service(
             if live is not None:
                 await live.order_changed(order_id)
 
+        started = {"telegram": telegram is None}
+
+        async def readiness() -> dict[str, bool]:
+            # Telegram off is no reason to keep traffic away: the ops API still serves.
+            return {"nlu": await _answers(url), "telegram": started["telegram"]}
+
         api = build_api(services, webhook=webhook, on_order_changed=order_changed,
-                        on_position=live.technician_moved if live else None)
+                        on_position=live.technician_moved if live else None,
+                        readiness=readiness)
         if telegram is not None:
             await telegram.start()
             stack.push_async_callback(telegram.stop)
+            started["telegram"] = True
         yield Running(services, api, client, telegram, sender)
 
 
 async def serve(settings: Settings) -> None:
-    """Run the whole service until interrupted."""
-    async with running_service(settings) as running:
-        config = uvicorn.Config(running.api, host=settings.api.host, port=settings.api.port,
-                                log_level="warning", lifespan="off")
-        log.info("ops API on http://%s:%s", settings.api.host, settings.api.port)
-        await uvicorn.Server(config).serve()
+    """Run the whole service until SIGTERM or SIGINT, then stop every part in order."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stopping.set)
+
+    # Ours while starting and stopping; uvicorn's own while it serves, which hand the signal
+    # back to ours when it returns (without ours, the default handler would end the process
+    # before the parts, the NLU server among them, are stopped).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        async with running_service(settings) as running:
+            config = uvicorn.Config(running.api, host=settings.api.host,
+                                    port=settings.api.port, log_level="warning",
+                                    lifespan="off")
+            server = uvicorn.Server(config)
+            serving = asyncio.create_task(server.serve())
+            asked = asyncio.create_task(stopping.wait())
+            log.info("ops API on http://%s:%s", settings.api.host, settings.api.port)
+            await asyncio.wait({serving, asked}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
+            asked.cancel()
+        log.info("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(settings: Settings) -> None:
     """Run the service in a fresh event loop."""
     asyncio.run(serve(settings))
+
+
+async def _answers(url: str) -> bool:
+    """Say whether the NLU server at this URL answers within a second."""
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url.rstrip("/") + "/")).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _nlu_client(services: Services, url: str) -> NluClient:

@@ -58,6 +58,7 @@ def build_api(
     on_order_changed: OrderChanged | None = None,
     on_position: Callable[[str], Awaitable[None]] | None = None,
     webhook: Callable[[Request], Awaitable[Response]] | None = None,
+    readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
 ) -> FastAPI:
     """Build the FastAPI application of the ops API."""
     token = services.settings.require_api_token().encode()
@@ -244,19 +245,28 @@ def build_api(
         app.add_api_route("/telegram/webhook", webhook, methods=["POST"],
                           include_in_schema=False)
 
+    def probe() -> bool:
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            log.warning("health check: database unreachable", exc_info=True)
+            return False
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Say whether this replica should get traffic: database, NLU and Telegram ready."""
+        parts = {"database": await run_in_threadpool(probe),
+                 **(await readiness() if readiness else {})}
+        ready = all(parts.values())
+        return JSONResponse({"status": "ready" if ready else "not ready",
+                             **{k: "ok" if v else "not ready" for k, v in parts.items()}},
+                            status_code=200 if ready else 503)
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """Say whether the service and its database answer."""
-
-        def probe() -> bool:
-            try:
-                with services.engine.connect() as connection:
-                    connection.execute(text("SELECT 1"))
-                return True
-            except Exception:
-                log.warning("health check: database unreachable", exc_info=True)
-                return False
-
         ok = await run_in_threadpool(probe)
         return JSONResponse({"status": "ok" if ok else "degraded",
                              "database": "ok" if ok else "unreachable"},

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from bot.api.routes import build_api
+from bot.services import Services
+
 ORDER = {
     "customer": {"name": "Katrin Schulz", "postal_code": "10119", "language": "de",
                  "phone": "+49 171 5550123"},
@@ -144,3 +147,21 @@ def test_health_metrics_and_openapi(api: TestClient) -> None:
     assert 'techbot_http_requests_total{route="/api/v1/orders/{number}",status="404"}' in metrics
     spec = api.get("/api/openapi.json").json()
     assert "/api/v1/orders/{number}/events" in spec["paths"]
+
+
+def test_readiness_names_each_part_that_is_not_ready(services: Services) -> None:
+    parts = {"nlu": False, "telegram": True}
+
+    async def readiness() -> dict[str, bool]:
+        return dict(parts)
+
+    with TestClient(build_api(services, readiness=readiness)) as client:
+        booting = client.get("/readyz")
+        assert booting.status_code == 503
+        assert booting.json() == {"status": "not ready", "database": "ok", "nlu": "not ready",
+                                  "telegram": "ok"}
+        assert client.get("/healthz").status_code == 200  # alive all the same
+        parts["nlu"] = True
+        assert client.get("/readyz").json()["status"] == "ready"
+    with TestClient(build_api(services)) as alone:
+        assert alone.get("/readyz").json() == {"status": "ready", "database": "ok"}

@@ -1,0 +1,73 @@
+"""`techbot run` as a process: it answers health checks while its NLU boots, and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nlu.commands import free_port
+from nlu.project import RASA_VENV, model_path
+
+TECHBOT = Path(sys.executable).parent / "techbot"
+pytestmark = [pytest.mark.rasa, pytest.mark.slow]
+
+
+def _get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return None
+
+
+def _rasa_processes(port: int) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", f"rasa.*--port {port}"], capture_output=True,
+                           text=True, check=False).stdout
+    return [line for line in found.splitlines() if "pgrep" not in line]
+
+
+def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Path) -> None:
+    if not (RASA_VENV / "bin" / "rasa").exists() or not model_path().exists():
+        pytest.skip("no Rasa environment or trained model: run `make model` (make test does)")
+    port, nlu_port = free_port(), free_port()
+    env = {**os.environ, "TECHBOT_DATA_DIR": str(tmp_path), "TECHBOT_API__PORT": str(port),
+           "TECHBOT_API__TOKEN": "run-test-token-0123456789", "TECHBOT_NLU__URL": "",
+           "TECHBOT_NLU__LOCAL_PORT": str(nlu_port), "TECHBOT_TELEGRAM__TOKEN": "",
+           "TECHBOT_DATABASE__URL": ""}
+    service = subprocess.Popen([str(TECHBOT), "run"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while health is None and time.monotonic() < deadline:
+            health = _get(f"{base}/healthz")
+            time.sleep(0.1)
+        assert health is not None and health.json()["status"] == "ok"
+        # Rasa needs tens of seconds to load the model: the service answered long before.
+        ready = _get(f"{base}/readyz")
+        assert ready is not None and ready.status_code == 503, ready
+        assert ready.json()["nlu"] == "not ready" and ready.json()["database"] == "ok"
+        while time.monotonic() < deadline + 180:
+            ready = _get(f"{base}/readyz")
+            if ready is not None and ready.status_code == 200:
+                break
+            time.sleep(1)
+        assert ready is not None and ready.status_code == 200, ready.text if ready else None
+        assert _rasa_processes(nlu_port), "the local NLU server should be running"
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=10) == 0
+        output = service.stdout.read() if service.stdout else ""
+        assert "Traceback" not in output, output
+        time.sleep(1)
+        assert _rasa_processes(nlu_port) == [], "the NLU server outlived the service"
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
