@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -45,7 +47,15 @@ def _seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_before_start(_signal: int, _frame: FrameType | None) -> None:
+    """End the command at once and cleanly: nothing has started yet that needs stopping."""
+    raise SystemExit(0)
+
+
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    # Until the service installs its own (bot.app.serve), a stop ends the start-up cleanly.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stop_before_start)
     from bot.app import run
 
     run(settings)

@@ -32,7 +32,8 @@ def _rasa_processes(port: int) -> list[str]:
     return [line for line in found.splitlines() if "pgrep" not in line]
 
 
-def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Path) -> None:
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """Start `techbot run` with a local NLU server to boot and Telegram off."""
     if not (RASA_VENV / "bin" / "rasa").exists() or not model_path().exists():
         pytest.skip("no Rasa environment or trained model: run `make model` (make test does)")
     port, nlu_port = free_port(), free_port()
@@ -42,6 +43,31 @@ def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Pa
            "TECHBOT_DATABASE__URL": ""}
     service = subprocess.Popen([str(TECHBOT), "run"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
+    return service, port, nlu_port
+
+
+# From once techbot's own code runs (the interpreter's first ~0.2 s still end by the default
+# handler, with nothing started) to serving while the NLU server boots.
+@pytest.mark.parametrize("after", [0.3, 0.6, 0.9, 1.5, 2.5, 5.0])
+def test_a_stop_at_any_moment_of_the_start_exits_0_and_leaves_nothing(
+        tmp_path: Path, after: float) -> None:
+    service, _port, nlu_port = _start(tmp_path)
+    try:
+        time.sleep(after)
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=10) == 0
+        output = service.stdout.read() if service.stdout else ""
+        assert "Traceback" not in output, output
+        time.sleep(0.5)
+        assert _rasa_processes(nlu_port) == [], "the NLU server outlived the service"
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Path) -> None:
+    service, port, nlu_port = _start(tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
