@@ -67,8 +67,12 @@ async def chat_loop(
     language: str | None,
     lines: IO[str],
     write: Callable[[str], None],
+    on_question: Callable[[bool], None] | None = None,
 ) -> int:
-    """Read the customer's lines, answer each, until the input ends."""
+    """Read the customer's lines, answer each, until the input ends.
+
+    `on_question` hears, after each turn, whether a question (an offer, a yes/no) is open.
+    """
     try:
         chat_key, chosen = link_terminal(services, order_number=order_number, language=language)
     except OrderNotFound:
@@ -102,6 +106,8 @@ async def chat_loop(
             write(f"techbot: the chat is no longer linked to order {order_number}")
             return 2
         spoken, replies = turn.language, turn.replies
+        if on_question is not None:
+            on_question(turn.question_open)
         for reply in replies:
             write("bot> " + render(reply).replace("\n", "\n     "))
         with_buttons = [r for r in replies if r.buttons]
