@@ -223,8 +223,9 @@ async def _demo(settings: Settings, order_number: str, language: str | None) -> 
 DEMO_BANNER = """
 techbot demo: you are the customer of order {order} (Katrin Schulz, Berlin). The clock runs
 fast: it is the evening before the visit, and the technician's day passes in about three
-minutes (while the bot waits for your answer, it runs at real time). Watch the pushes arrive: the reminder, the narrowed window, a delay (traffic), "about
-20 minutes away", the rating request. Meanwhile talk to the bot:
+minutes (while the bot waits for your answer, it runs at real time). Watch the pushes arrive:
+the reminder, the narrowed window, a delay (traffic), "about 20 minutes away", the rating
+request. Meanwhile talk to the bot:
 "wann kommt der techniker", "verschieben", "Donnerstag nachmittag" or a number, "ja";
 "stornieren"; "kannst du englisch?"; a note for the technician; "5 sterne".
 Type a button's number to press it. Ctrl-D ends the demo.
