@@ -12,6 +12,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from bot.settings import LogFormat, Settings, SettingsError, load_settings
+from nlu.project import NluSetupError
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -56,7 +57,7 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _nlu(settings: Settings, args: argparse.Namespace) -> int:
     from nlu import commands
-    from nlu.project import NluSetupError, train
+    from nlu.project import train
 
     nlu = settings.nlu
     try:
@@ -232,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"techbot: the log goes to {log_file}", file=sys.stderr)
         handler: Command = args.handler
         return handler(settings, args)
-    except SettingsError as exc:
+    except (SettingsError, NluSetupError) as exc:
         print(f"techbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
