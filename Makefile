@@ -10,7 +10,10 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test setup venv rasa model catalogs messages emulator lint typecheck clean
 
+# The demo itself needs no Node.js; the emulator is for the benchmarks the README names after it.
 demo: setup model
+	@scripts/emulator-install.sh || echo "(skipped the Telegram emulator: install Node.js, then" \
+	  "run make emulator before the benchmarks)" >&2
 	$(BIN)/techbot db upgrade >/dev/null
 	$(BIN)/techbot seed demo
 	$(BIN)/techbot demo

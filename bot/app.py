@@ -264,7 +264,8 @@ def demo(settings: Settings, *, order_number: str, language: str | None) -> int:
 
 async def _demo(settings: Settings, order_number: str, language: str | None) -> int:
     services = build_services(settings)
-    services.clock = demo_clock(services, order_number)
+    clock = demo_clock(services, order_number)
+    services.clock = clock
     async with AsyncExitStack() as stack:
         url = await nlu_url(settings, stack)
         client = _nlu_client(services, url)
@@ -285,7 +286,8 @@ async def _demo(settings: Settings, order_number: str, language: str | None) -> 
         day = asyncio.create_task(play_day(services, sender, order_number, stop))
         try:
             return await chat_loop(services, client, order_number=order_number,
-                                   language=language, lines=sys.stdin, write=stdout_writer)
+                                   language=language, lines=sys.stdin, write=stdout_writer,
+                                   on_question=clock.set_question_open)
         finally:
             stop.set()
             await day
@@ -294,8 +296,9 @@ async def _demo(settings: Settings, order_number: str, language: str | None) -> 
 DEMO_BANNER = """
 techbot demo: you are the customer of order {order} (Katrin Schulz, Berlin). The clock runs
 fast: it is the evening before the visit, and the technician's day passes in about three
-minutes. Watch the pushes arrive: the reminder, the narrowed window, a delay (traffic), "about
-20 minutes away", the rating request. Meanwhile talk to the bot:
+minutes (while the bot waits for your answer, it runs at real time). Watch the pushes arrive:
+the reminder, the narrowed window, a delay (traffic), "about 20 minutes away", the rating
+request. Meanwhile talk to the bot:
 "wann kommt der techniker", "verschieben", "Donnerstag nachmittag" or a number, "ja";
 "stornieren"; "kannst du englisch?"; a note for the technician; "5 sterne".
 Type a button's number to press it. Ctrl-D ends the demo.

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import FrameType
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import LogFormat, Settings, SettingsError, load_settings
+from nlu.project import NluSetupError
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -64,7 +67,7 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _nlu(settings: Settings, args: argparse.Namespace) -> int:
     from nlu import commands
-    from nlu.project import NluSetupError, train
+    from nlu.project import train
 
     nlu = settings.nlu
     try:
@@ -169,28 +172,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # httpx logs every request URL at INFO, and a Bot API URL contains the bot token.
-QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler.executors.default", "telegram")
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "telegram")
+# APScheduler's job bookkeeping ("Added job", "Running job", "Removed job") is for debugging.
+DEBUG_ONLY_LOGGERS = ("apscheduler",)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The name of the one handler configure_logging installs, so a second call replaces it.
+HANDLER_NAME = "techbot"
+# The interactive commands log to a file: their terminal is the customer's conversation.
+COMMANDS_LOGGING_TO_FILE = ("chat", "demo")
 
 
-def configure_logging(*, verbose: bool = False) -> None:
-    """Log INFO and up; keep libraries that would log secrets or noise at WARNING."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object per line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of JSON (a traceback goes into its own field)."""
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(*, verbose: bool = False, log_format: LogFormat = "text",
+                      file: Path | None = None) -> None:
+    """Log INFO and up through one handler (stderr, or the file); keep noisy libraries quiet."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.name == HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    handler: logging.Handler
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(file, maxBytes=5_000_000, backupCount=2, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler()
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for chatty in QUIET_LOGGERS:
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    for bookkeeping in DEBUG_ONLY_LOGGERS:
+        logging.getLogger(bookkeeping).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
+def log_file_of(settings: Settings, command: str) -> Path | None:
+    """Return the log file of an interactive command, under the data folder, or None."""
+    if command not in COMMANDS_LOGGING_TO_FILE:
+        return None
+    return settings.resolved_data_dir / "logs" / f"techbot-{command}.log"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the settings and run the command."""
     args = build_parser().parse_args(argv)
-    configure_logging(verbose=args.verbose)
     try:
         settings = load_settings()
+        log_file = log_file_of(settings, args.command)
+        configure_logging(verbose=args.verbose, log_format=settings.logging.format,
+                          file=log_file)
+        if log_file is not None:
+            print(f"techbot: the log goes to {log_file}", file=sys.stderr)
         handler: Command = args.handler
         return handler(settings, args)
-    except SettingsError as exc:
+    except (SettingsError, NluSetupError) as exc:
         print(f"techbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

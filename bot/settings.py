@@ -102,6 +102,13 @@ class PredictionSettings(BaseModel):
     default_timezone: str = "Europe/Berlin"
 
 
+LogFormat = Literal["text", "json"]
+
+
+class LoggingSettings(BaseModel):
+    format: LogFormat = "text"  # json: one object per line (time, level, logger, message)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Read the config file; refuse secrets written into it."""
 
@@ -151,6 +158,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     pushes: PushSettings = PushSettings()
     prediction: PredictionSettings = PredictionSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,17 +24,33 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FastClock:
-    """Simulated time: starts at `start` and runs `speed` times faster than the wall clock."""
+    """Simulated time from `start`, `speed` times the wall clock; real time while one reads.
+
+    The demo day passes in minutes, but an offer (valid 30 minutes) would then expire in five
+    seconds: while the customer has a question open the clock runs at real speed.
+    """
 
     start: datetime
     speed: float
-    _t0: float = 0.0
+    monotonic: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _at: datetime = field(init=False)
+    _t0: float = field(init=False)
+    _rate: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self._t0 = time.monotonic()
+        self._at, self._t0, self._rate = self.start, self.monotonic(), self.speed
 
     def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+        with self._lock:
+            return self._at + timedelta(seconds=(self.monotonic() - self._t0) * self._rate)
+
+    def set_question_open(self, question_open: bool) -> None:
+        """Run at real speed while the customer has a question to answer; fast again after."""
+        with self._lock:
+            now = self.monotonic()
+            self._at += timedelta(seconds=(now - self._t0) * self._rate)
+            self._t0, self._rate = now, 1.0 if question_open else self.speed
 
 
 def technician_day(window_start: datetime) -> list[tuple[datetime, str, datetime | None,

@@ -152,10 +152,11 @@ def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat |
 
 @dataclass(frozen=True)
 class Turn:
-    """What a turn said, and the conversation's language after it."""
+    """What a turn said, the conversation's language after it, and whether it asked something."""
 
     replies: tuple[Reply, ...]
     language: str
+    question_open: bool = False  # the conversation waits for an answer (an offer, a yes/no)
 
 
 def run_turn(services: Services, *, chat_key: str, order_id: int, incoming: Incoming,
@@ -203,7 +204,8 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int | None, inco
         save_conversation(session, chat_key=chat_key, state=result.conversation.state,
                           language=result.conversation.language,
                           data=result.conversation.data, now=now, expected_version=version)
-        return Turn(result.replies, result.conversation.language)
+        return Turn(result.replies, result.conversation.language,
+                    question_open=result.conversation.state != State.IDLE)
 
 
 def _apply(session: Session, result: Step, decide: Callable[..., Step],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from nlu.progress import ProgressLine, training_step
 from nlu.training_data import (
     HeldOutLeak,
     check_held_out,
@@ -95,17 +96,19 @@ def train(*, force: bool = False, config: Path | None = None) -> Path:
     started = time.monotonic()
     log_path = cache_dir() / "logs" / f"train-{target.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("training the NLU model (about five minutes); log: %s", log_path)
-    with log_path.open("wb") as out:
-        finished = subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
-            [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
-             "--nlu", str(build / "data"), "--out", str(target.parent),
-             "--fixed-model-name", target.name.removesuffix(".tar.gz")],
-            cwd=build, env=_rasa_env(), stdout=out, stderr=subprocess.STDOUT, check=False,
-        )
-    if finished.returncode != 0 or not target.exists():
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise NluSetupError(f"training failed (log {log_path}):\n{tail}")
+    with ProgressLine("training the NLU model", expected="usually about five minutes",
+                      log_path=log_path, detail=lambda: training_step(log_path)):
+        with log_path.open("wb") as out:
+            finished = subprocess.run(  # noqa: S603 - our own venv's rasa, fixed arguments
+                [str(rasa), "train", "nlu", "--config", str(config or NLU_DIR / "config.yml"),
+                 "--nlu", str(build / "data"), "--out", str(target.parent),
+                 "--fixed-model-name", target.name.removesuffix(".tar.gz")],
+                cwd=build, env=_rasa_env(), stdout=out, stderr=subprocess.STDOUT, check=False,
+            )
+        if finished.returncode != 0 or not target.exists():
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise NluSetupError(f"training failed (exit {finished.returncode}; log {log_path}):"
+                                f"\n{tail}")
     log.info("trained %s in %.0f s", target.name, time.monotonic() - started)
     return target
 
@@ -138,17 +141,24 @@ class RasaServer:
         if not self.model.exists():
             raise NluSetupError(f"no NLU model at {self.model}: run `techbot nlu train`")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [str(rasa_executable()), "run", "--enable-api", "-m", str(self.model),
+                   "--port", str(self.port), "-i", "127.0.0.1"]
+        if not self.outlive_parent:  # ends with us, even when we are SIGKILLed
+            command = [str(rasa_executable().with_name("python")),
+                       str(NLU_DIR / "watchdog.py"), str(os.getpid()), *command]
+        with ProgressLine("starting the NLU server", expected="usually about 40 s",
+                          log_path=self.log_path):
+            self.process = self.launch(command)
+            wait_until_ready(self.url, timeout=timeout, process=self.process,
+                             log_path=self.log_path)
+
+    def launch(self, command: list[str]) -> subprocess.Popen[bytes]:
+        """Start the server's process, its output into the log file."""
         with self.log_path.open("wb") as out:
-            command = [str(rasa_executable()), "run", "--enable-api", "-m", str(self.model),
-                       "--port", str(self.port), "-i", "127.0.0.1"]
-            if not self.outlive_parent:  # ends with us, even when we are SIGKILLed
-                command = [str(rasa_executable().with_name("python")),
-                           str(NLU_DIR / "watchdog.py"), str(os.getpid()), *command]
-            self.process = subprocess.Popen(  # noqa: S603 - our own venv's rasa
+            return subprocess.Popen(  # noqa: S603 - our own venv's rasa
                 command, stdout=out, stderr=subprocess.STDOUT, env=_rasa_env(),
                 cwd=cache_dir(), start_new_session=True,
             )
-        wait_until_ready(self.url, timeout=timeout, process=self.process, log_path=self.log_path)
 
     def stop(self) -> None:
         """Stop the server and its children."""
@@ -171,7 +181,8 @@ def wait_until_ready(
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path else ""
-            raise NluSetupError(f"the Rasa server exited with {process.returncode}:\n{tail}")
+            raise NluSetupError(f"the Rasa server exited with {process.returncode} "
+                                f"(log {log_path}):\n{tail}")
         try:
             response = httpx.post(f"{url}/model/parse", json={"text": "hallo"}, timeout=5)
             if response.status_code == 200:
@@ -179,4 +190,5 @@ def wait_until_ready(
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise NluSetupError(f"the Rasa server at {url} did not answer within {timeout:.0f} s")
+    where = f" (log {log_path})" if log_path else ""
+    raise NluSetupError(f"the Rasa server at {url} did not answer within {timeout:.0f} s{where}")

@@ -19,9 +19,18 @@ from storage.orders import get_order, require_order
 
 def render(reply: Reply) -> str:
     """Print a reply the way the terminal shows it: text, then numbered buttons."""
-    lines = [reply.text]
-    lines += [f"[{i}] {button.title}" for i, button in enumerate(reply.flat_buttons, 1)]
+    buttons = reply.flat_buttons
+    # An offer lists its windows in the text for Telegram, where buttons may be cut short;
+    # here the numbered buttons are that list, so the text's copy of each one goes.
+    titles = {button.title for button in buttons}
+    lines = [line for line in reply.text.split("\n") if line not in titles]
+    lines += [f"[{i}] {button_label(button, i)}" for i, button in enumerate(buttons, 1)]
     return "\n".join(lines)
+
+
+def button_label(button: Button, number: int) -> str:
+    """Return the button's title without its own number (the terminal numbers every button)."""
+    return button.title.removeprefix(f"{number}. ")
 
 
 def order_id_of(services: Services, order_number: str) -> int | None:
@@ -58,8 +67,12 @@ async def chat_loop(
     language: str | None,
     lines: IO[str],
     write: Callable[[str], None],
+    on_question: Callable[[bool], None] | None = None,
 ) -> int:
-    """Read the customer's lines, answer each, until the input ends."""
+    """Read the customer's lines, answer each, until the input ends.
+
+    `on_question` hears, after each turn, whether a question (an offer, a yes/no) is open.
+    """
     try:
         chat_key, chosen = link_terminal(services, order_number=order_number, language=language)
     except OrderNotFound:
@@ -82,7 +95,7 @@ async def chat_loop(
         incoming: Incoming
         if text.isdigit() and 1 <= int(text) <= len(buttons):
             pressed = buttons[int(text) - 1]
-            write(f"  (pressed: {pressed.title})")
+            write(f"  (pressed: {button_label(pressed, int(text))})")
             incoming = ButtonPress(pressed.payload)
         else:
             parsed = await client.parse(text, current_language=spoken)
@@ -93,6 +106,8 @@ async def chat_loop(
             write(f"techbot: the chat is no longer linked to order {order_number}")
             return 2
         spoken, replies = turn.language, turn.replies
+        if on_question is not None:
+            on_question(turn.question_open)
         for reply in replies:
             write("bot> " + render(reply).replace("\n", "\n     "))
         with_buttons = [r for r in replies if r.buttons]

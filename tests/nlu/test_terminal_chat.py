@@ -55,7 +55,7 @@ def test_status_offer_pick_and_confirm_in_every_language(
     confirmation = _prefix(language, "Done: your visit is now booked for {window}. I will "
                                      "remind you the evening before.")
     assert confirmation in out, out
-    chosen = out.split("(pressed: 2. ")[1].split(")\n")[0]
+    chosen = out.split("(pressed: ")[1].split(")\n")[0]
     assert chosen in out.split(confirmation)[1].split("\n")[0]  # booked what was pressed
     assert "Traceback" not in done.stderr
 
