@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import timedelta
-from typing import cast
+from typing import IO, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,16 +47,19 @@ def test_the_clock_runs_fast_slows_while_a_question_is_open_and_speeds_up_after(
     assert clock() == NOW + timedelta(hours=2, minutes=2)
 
 
-class ReadingCustomer(io.StringIO):
+class ReadingCustomer:
     """Piped lines, each typed after the customer read for a while (on the fake clock)."""
 
     def __init__(self, text: str, wall: FakeMonotonic, seconds: float) -> None:
-        super().__init__(text)
+        self.lines = io.StringIO(text)
         self.wall, self.seconds = wall, seconds
 
-    def readline(self, size: int | None = -1) -> str:
+    def isatty(self) -> bool:
+        return False
+
+    def readline(self) -> str:
         self.wall.now += self.seconds
-        return super().readline(size)
+        return self.lines.readline()
 
 
 class WishToMove:
@@ -85,9 +88,10 @@ def test_an_offer_read_for_a_minute_still_holds_in_the_demo(
     written: list[str] = []
     # A minute per line: six hours on the fast clock, far beyond the offer's 30 minutes.
     customer = ReadingCustomer("move it please\n2\n1\n", wall, seconds=60)
-    code = asyncio.run(chat_loop(services, cast(NluClient, WishToMove()), order_number="40000001",
-                                 language="en", lines=customer, write=written.append,
-                                 on_question=clock.set_question_open))
+    code = asyncio.run(chat_loop(
+        services, cast(NluClient, WishToMove()), order_number="40000001", language="en",
+        lines=cast(IO[str], customer), write=written.append,
+        on_question=clock.set_question_open))
 
     assert code == 0
     shown = "\n".join(written)
