@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +22,7 @@ from bot.cli import configure_logging
 from bot.services import Services
 from bot.settings import Settings, load_settings
 from nlu.commands import free_port
-from nlu.project import RASA_VENV, RasaServer, model_path
+from nlu.project import PROJECT_ROOT, RASA_VENV, RasaServer, model_path
 from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
@@ -163,3 +165,13 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 def services(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> Services:
     """Return the services on the test database with a fixed clock."""
     return Services(settings=settings, engine=engine, sessions=sessions, clock=lambda: NOW)
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory: pytest.TempPathFactory, rasa_server: RasaServer) -> dict[str, str]:
+    """Seed the demo data in a temporary data folder; return the environment that uses it."""
+    data = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "TECHBOT_DATA_DIR": str(data), "TECHBOT_NLU__URL": rasa_server.url}
+    subprocess.run([sys.executable, "-m", "bot.cli", "seed", "demo"], env=env, cwd=PROJECT_ROOT,
+                   check=True, capture_output=True, timeout=120)
+    return env

@@ -7,6 +7,8 @@ from itertools import count
 
 from sqlalchemy.orm import Session
 
+from dialogues.texts import Texts
+from locales import load_catalog
 from storage.models import CapacitySlot, Order
 from storage.orders import AddressFields, CustomerFields, upsert_order
 from storage.slots import SlotFields, put_capacity
@@ -69,3 +71,8 @@ def make_technician(session: Session, *, technician_id: str = "T-1", name: str =
     """Create a technician and return its id."""
     upsert_technician(session, technician_id=technician_id, name=name, code_word=code_word)
     return technician_id
+
+
+def text_prefix(language: str, message: str) -> str:
+    """Return the message in this language up to its first placeholder."""
+    return Texts(language, load_catalog(language))(message).split("{")[0].strip()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,9 +15,10 @@ import pytest
 
 from dialogues.texts import Texts
 from locales import load_catalog
-from nlu.project import PROJECT_ROOT, RasaServer
+from nlu.project import PROJECT_ROOT
 from storage.db import make_engine, make_session_factory, transaction
 from storage.orders import require_order
+from tests.factories import text_prefix as _text
 
 pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 
@@ -43,18 +43,8 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\b(DEBUG|INFO|WARNING|ERRO
 READING_SECONDS = 6
 
 
-def _text(language: str, message: str) -> str:
-    """Return the translated message up to its first placeholder."""
-    return Texts(language, load_catalog(language))(message).split("{")[0].strip()
 
 
-@pytest.fixture(scope="module")
-def demo_env(tmp_path_factory: pytest.TempPathFactory, rasa_server: RasaServer) -> dict[str, str]:
-    data = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "TECHBOT_DATA_DIR": str(data), "TECHBOT_NLU__URL": rasa_server.url}
-    subprocess.run([sys.executable, "-m", "bot.cli", "seed", "demo"], env=env, cwd=PROJECT_ROOT,
-                   check=True, capture_output=True, timeout=120)
-    return env
 
 
 def _window_of(data_dir: str, number: str) -> datetime | None:

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,8 +34,9 @@ def _rasa_processes(port: int) -> list[str]:
     return [line for line in found.splitlines() if "pgrep" not in line]
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
-    """Start `techbot run` with a local NLU server to boot and Telegram off."""
+@contextmanager
+def _running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """Run `techbot run` with a local NLU server to boot and Telegram off; kill it if left."""
     if not (RASA_VENV / "bin" / "rasa").exists() or not model_path().exists():
         pytest.skip("no Rasa environment or trained model: run `make model` (make test does)")
     port, nlu_port = free_port(), free_port()
@@ -43,7 +46,22 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
            "TECHBOT_DATABASE__URL": ""}
     service = subprocess.Popen([str(TECHBOT), "run"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    return service, port, nlu_port
+    try:
+        yield service, port, nlu_port
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+def _stop_cleanly(service: subprocess.Popen[str], nlu_port: int) -> None:
+    """Send SIGTERM: exit 0 within 10 s, no traceback, no NLU server left behind."""
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(timeout=10) == 0
+    output = service.stdout.read() if service.stdout else ""
+    assert "Traceback" not in output, output
+    time.sleep(1)
+    assert _rasa_processes(nlu_port) == [], "the NLU server outlived the service"
 
 
 # From once techbot's own code runs (the interpreter's first ~0.2 s still end by the default
@@ -51,25 +69,14 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
 @pytest.mark.parametrize("after", [0.3, 0.6, 0.9, 1.5, 2.5, 5.0])
 def test_a_stop_at_any_moment_of_the_start_exits_0_and_leaves_nothing(
         tmp_path: Path, after: float) -> None:
-    service, _port, nlu_port = _start(tmp_path)
-    try:
+    with _running(tmp_path) as (service, _port, nlu_port):
         time.sleep(after)
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=10) == 0
-        output = service.stdout.read() if service.stdout else ""
-        assert "Traceback" not in output, output
-        time.sleep(0.5)
-        assert _rasa_processes(nlu_port) == [], "the NLU server outlived the service"
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
+        _stop_cleanly(service, nlu_port)
 
 
 def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Path) -> None:
-    service, port, nlu_port = _start(tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with _running(tmp_path) as (service, port, nlu_port):
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         health = None
         while health is None and time.monotonic() < deadline:
@@ -87,13 +94,4 @@ def test_health_answers_while_the_nlu_boots_and_sigterm_ends_it_all(tmp_path: Pa
             time.sleep(1)
         assert ready is not None and ready.status_code == 200, ready.text if ready else None
         assert _rasa_processes(nlu_port), "the local NLU server should be running"
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=10) == 0
-        output = service.stdout.read() if service.stdout else ""
-        assert "Traceback" not in output, output
-        time.sleep(1)
-        assert _rasa_processes(nlu_port) == [], "the NLU server outlived the service"
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
+        _stop_cleanly(service, nlu_port)

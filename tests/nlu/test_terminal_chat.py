@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dialogues.texts import Texts
-from locales import load_catalog
-from nlu.project import PROJECT_ROOT, RasaServer
+from nlu.project import PROJECT_ROOT
+from tests.factories import text_prefix
 
 pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 
@@ -25,17 +23,8 @@ SCRIPTS = {
 }
 
 
-def _prefix(language: str, message: str) -> str:
-    return Texts(language, load_catalog(language))(message).split("{")[0].strip()
 
 
-@pytest.fixture(scope="module")
-def demo_env(tmp_path_factory: pytest.TempPathFactory, rasa_server: RasaServer) -> dict[str, str]:
-    data = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "TECHBOT_DATA_DIR": str(data), "TECHBOT_NLU__URL": rasa_server.url}
-    subprocess.run([sys.executable, "-m", "bot.cli", "seed", "demo"], env=env, cwd=PROJECT_ROOT,
-                   check=True, capture_output=True, timeout=120)
-    return env
 
 
 @pytest.mark.parametrize("language", sorted(SCRIPTS))
@@ -50,9 +39,9 @@ def test_status_offer_pick_and_confirm_in_every_language(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert _prefix(language, "Your visit is booked for {window}.") in out
-    assert _prefix(language, "Shall I move your visit to {window}?") in out
-    confirmation = _prefix(language, "Done: your visit is now booked for {window}. I will "
+    assert text_prefix(language, "Your visit is booked for {window}.") in out
+    assert text_prefix(language, "Shall I move your visit to {window}?") in out
+    confirmation = text_prefix(language, "Done: your visit is now booked for {window}. I will "
                                      "remind you the evening before.")
     assert confirmation in out, out
     chosen = out.split("(pressed: ")[1].split(")\n")[0]
