@@ -28,6 +28,7 @@ from bot.metrics import NluMetrics
 from bot.pushes.decide import decide
 from bot.pushes.scheduler import build_scheduler
 from bot.pushes.sender import Sender
+from bot.pushes.webhook import WebhookSender
 from bot.services import Services
 from bot.settings import Settings
 from bot.simulation import demo_clock, play_day
@@ -108,6 +109,9 @@ async def pushing(services: Services, channels: list[Channel], *,
     sender = Sender(services, channels, order_id=order_id) if channels else None
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop)) if sender else None
+    # The handoff webhook follows the outbox's pattern: durable rows, any replica posts them.
+    webhook = WebhookSender(services) if services.settings.handoff.webhook_url else None
+    posting = asyncio.create_task(webhook.run(stop)) if webhook else None
     scheduler = build_scheduler(services, wake_sender=sender.wake.set if sender else _nothing,
                                 order_ids=[order_id] if order_id is not None else None)
     scheduler.start()
@@ -120,6 +124,9 @@ async def pushing(services: Services, channels: list[Channel], *,
             if sender is not None:
                 sender.wake.set()
             await task
+        if posting is not None and webhook is not None:
+            webhook.wake.set()
+            await posting
 
 
 def _nothing() -> None:
@@ -132,6 +139,7 @@ async def running_service(
 ) -> AsyncIterator[Running]:
     """Start NLU client, Telegram and the ops API app; stop them all on exit."""
     settings.require_api_token()
+    settings.business_hours(), settings.require_handoff_webhook_secret()  # fail at start
     if settings.telegram_enabled and settings.telegram.mode == "webhook":
         settings.require_webhook_secret()
     services = build_services(settings)
@@ -172,7 +180,8 @@ async def running_service(
 
         api = build_api(services, webhook=webhook, on_order_changed=order_changed,
                         on_position=live.technician_moved if live else None,
-                        readiness=readiness)
+                        readiness=readiness,
+                        wake_sender=sender.wake.set if sender is not None else None)
         if telegram is not None:
             await telegram.start()
             stack.push_async_callback(telegram.stop)

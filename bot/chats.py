@@ -27,6 +27,7 @@ from storage.chats import (
 )
 from storage.db import transaction
 from storage.errors import LinkTokenInvalid
+from storage.handoffs import forget_chat
 from storage.models import OrderStatus
 
 # "12345678 10115", "auftrag 12345678, plz 10115", "٤٨٢١٣٣٧٧ ١٠١١٥"
@@ -152,5 +153,6 @@ def delete(services: Services, *, chat_key: str, confirmed: bool) -> list[Reply]
         t = texts_before_order(services, chat.language if chat else None)
         if not confirmed:
             return [linking.not_deleted(t)]
+        forget_chat(session, chat_key=chat_key, now=services.clock())
         delete_chat_data(session, chat_key=chat_key)
         return [linking.deleted(t)]

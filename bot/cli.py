@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -47,6 +48,67 @@ def _seed_demo(settings: Settings, _args: argparse.Namespace) -> int:
     for number, language, token in result.orders:
         print(f"  order {number} ({language}): "
               f"https://t.me/{settings.telegram.bot_username}?start={token}")
+    return 0
+
+
+LANGUAGE_CODES = ("de", "en", "tr", "ru", "ar")
+MIN_PASSWORD = 10
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """Read the new password: asked twice on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty() and not args.password_stdin:
+        import getpass
+
+        first = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != first:
+            print("techbot agents: the two passwords differ", file=sys.stderr)
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _agents(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_services
+    from storage.agents import disable_agent, list_agents, put_agent
+    from storage.db import transaction
+
+    languages: list[str] = []
+    password = ""
+    if args.agents == "add":
+        languages = [code.strip() for code in (args.languages or "").split(",") if code.strip()]
+        unknown = sorted(set(languages) - set(LANGUAGE_CODES))
+        if unknown:
+            print(f"techbot agents: unknown language {', '.join(unknown)}; use "
+                  f"{','.join(LANGUAGE_CODES)}", file=sys.stderr)
+            return 2
+        given = _password(args)
+        if given is None:
+            return 2
+        password = given
+        if len(password) < MIN_PASSWORD:
+            print(f"techbot agents: the password needs at least {MIN_PASSWORD} characters",
+                  file=sys.stderr)
+            return 2
+    services = build_services(settings)
+    try:
+        with transaction(services.sessions) as session:
+            if args.agents == "add":
+                new = put_agent(session, name=args.name, password=password, languages=languages,
+                                now=services.clock())
+                print(f"agent {args.name} {'added' if new else 'updated'}; languages: "
+                      f"{','.join(languages) or 'all'}")
+            elif args.agents == "disable":
+                if not disable_agent(session, name=args.name):
+                    print(f"techbot agents: no agent {args.name!r}", file=sys.stderr)
+                    return 2
+                print(f"agent {args.name} can no longer log in")
+            else:
+                for agent in list_agents(session):
+                    state = "disabled" if agent.disabled else "active"
+                    print("\t".join((agent.name, ",".join(agent.languages) or "all", state)))
+    finally:
+        services.engine.dispose()
     return 0
 
 
@@ -119,6 +181,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             out.close()
 
 
+def _agent_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,100}", value):
+        raise argparse.ArgumentTypeError("letters, digits and _ . @ - only, at most 100")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="techbot", description=__doc__)
@@ -151,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--database", metavar="URL",
                         help="replay into this database (default: a fresh temporary SQLite)")
     replay.set_defaults(handler=_replay)
+    agents = commands.add_parser("agents", help="the service team's console logins"
+                                 ).add_subparsers(dest="agents", required=True)
+    add = agents.add_parser("add", help="add an agent (or set a new password and languages)")
+    add.add_argument("name", type=_agent_name)
+    add.add_argument("--languages", help="comma-separated, e.g. de,en (default: all)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from stdin (also when stdin is not a terminal)")
+    disable = agents.add_parser("disable", help="stop an agent from logging in")
+    disable.add_argument("name", type=_agent_name)
+    agents.add_parser("list", help="list the agents and their languages")
+    for sub in agents.choices.values():
+        sub.set_defaults(handler=_agents)
     nlu = commands.add_parser("nlu", help="the Rasa NLU model").add_subparsers(
         dest="nlu", required=True)
     train = nlu.add_parser("train", help="train (skipped when data and config are unchanged)")

@@ -37,6 +37,10 @@ class Metrics:
             "techbot_pushes_total", "Outbox deliveries by kind and outcome", ["kind", "outcome"],
             registry=self.registry,
         )
+        self.handoffs = Counter(
+            "techbot_handoffs_total", "Handoffs to a person by event", ["event"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "techbot_errors_total", "Unhandled errors caught at the edge", ["where"],
             registry=self.registry,

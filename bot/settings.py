@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from dialogues.hours import BusinessHours
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yml"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "placeholder", "secret", "token", "xxx"}
 # (section, key): these may only come from the environment, never from a committed file.
-SECRET_KEYS = {("telegram", "token"), ("telegram", "webhook_secret"), ("api", "token")}
+SECRET_KEYS = {("telegram", "token"), ("telegram", "webhook_secret"), ("api", "token"),
+               ("handoff", "webhook_secret")}
 
 
 class SettingsError(Exception):
@@ -102,6 +105,23 @@ class PredictionSettings(BaseModel):
     default_timezone: str = "Europe/Berlin"
 
 
+class HandoffSettings(BaseModel):
+    hours: str = "mon-fri 08:00-18:00"  # the service team's, in `timezone`
+    timezone: str = ""  # empty: prediction.default_timezone
+    claim_timeout_minutes: int = Field(15, ge=1)  # of opening hours, then the customer is told
+    waiting_note_minutes: int = Field(10, ge=0)  # at most one "you are number N" per this
+    transcript_messages: int = Field(10, ge=0, le=10)  # the bot's own memory holds ten
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_max_attempts: int = Field(10, ge=1)
+
+    @field_validator("hours")
+    @classmethod
+    def _readable_hours(cls, value: str) -> str:
+        BusinessHours.parse(value, "UTC")  # the message says what is wrong with the line
+        return value
+
+
 LogFormat = Literal["text", "json"]
 
 
@@ -159,6 +179,7 @@ class Settings(BaseSettings):
     pushes: PushSettings = PushSettings()
     prediction: PredictionSettings = PredictionSettings()
     logging: LoggingSettings = LoggingSettings()
+    handoff: HandoffSettings = HandoffSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -193,6 +214,22 @@ class Settings(BaseSettings):
     def require_api_token(self) -> str:
         """Return the API token or stop with a message naming the variable."""
         return _require(self.api.token, "TECHBOT_API__TOKEN", "the ops API")
+
+    def business_hours(self) -> BusinessHours:
+        """Return the service team's opening hours in their zone."""
+        zone = self.handoff.timezone or self.prediction.default_timezone
+        try:
+            return BusinessHours.parse(self.handoff.hours, zone)
+        except (ValueError, KeyError) as exc:
+            raise SettingsError(f"handoff.hours / handoff.timezone (TECHBOT_HANDOFF__HOURS, "
+                                f"TECHBOT_HANDOFF__TIMEZONE): {exc}") from None
+
+    def require_handoff_webhook_secret(self) -> str | None:
+        """Return the secret of the handoff webhook, None without a webhook URL."""
+        if not self.handoff.webhook_url:
+            return None
+        return _require(self.handoff.webhook_secret, "TECHBOT_HANDOFF__WEBHOOK_SECRET",
+                        "the handoff webhook (handoff.webhook_url)")
 
     def require_webhook_secret(self) -> str:
         """Return the webhook secret or stop with a message naming the variable."""

@@ -11,6 +11,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot import handoffs
 from bot.arrivals import predict_for_order
 from bot.services import Services
 from dialogues.engine import step
@@ -21,7 +22,7 @@ from dialogues.model import (
     CommandFailed,
     Conversation,
     Incoming,
-    OpenTicket,
+    OpenHandoff,
     OrderView,
     Reply,
     Rules,
@@ -38,9 +39,10 @@ from locales import LANGUAGES, load_catalog
 from storage.chats import get_chat, load_conversation, save_conversation, set_notifications
 from storage.db import transaction
 from storage.errors import ConversationConflict, SlotNotFound, SlotTaken
+from storage.handoffs import open_handoff_of_chat
 from storage.models import Chat, Order
 from storage.orders import cancel_order, get_order_by_id
-from storage.records import add_note, add_rating, open_ticket
+from storage.records import add_note, add_rating
 from storage.slots import book_slot, free_slots
 
 log = logging.getLogger(__name__)
@@ -124,11 +126,13 @@ def order_view(session: Session, *, order: Order, services: Services, now: datet
         load_prediction=lambda: predict_for_order(session, order=order, services=services,
                                                   now=now),
         load_free_slots=load_free_slots,
+        load_handoff_outlook=lambda language: handoffs.outlook(
+            session, services, language=language, now=now, order=order),
     )
 
 
 def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat | None,
-               now: datetime) -> None:
+               now: datetime, services: Services, after: Conversation, chat_key: str) -> None:
     """Do what the engine asked, through storage; raise SlotTaken when the booking lost."""
     match command:
         case BookSlot(slot_id):
@@ -138,8 +142,10 @@ def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat |
             cancel_order(session, order=order, changed_by="customer", reason=reason, now=now)
         case SaveNote(text):
             add_note(session, order_id=order.id, text=text, now=now)
-        case OpenTicket(kind, transcript):
-            open_ticket(session, order_id=order.id, kind=kind, transcript=transcript, now=now)
+        case OpenHandoff(reason):
+            handoffs.open_for_chat(session, services, order=order, chat_key=chat_key,
+                                   language=after.language, reason=reason,
+                                   recent=list(after.data.get("recent", [])), now=now)
         case SaveRating(stars, text):
             add_rating(session, order_id=order.id, stars=stars, text=text, now=now)
         case SetLanguage(language):
@@ -197,10 +203,22 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int | None, inco
         if order is None:
             raise LookupError("the chat's order no longer exists")
         conversation, version = conversation_of(session, chat_key, fallback_language)
+        texts_for = texts_factory(order.timezone)
+        handoff = open_handoff_of_chat(session, chat_key=chat_key)
+        if handoff is not None:  # a person holds the chat: the bot only passes messages on
+            replies, back = handoffs.customer_turn(
+                session, services, handoff=handoff, order=order, incoming=incoming,
+                t=texts_for(conversation.language), now=now)
+            if back:
+                save_conversation(session, chat_key=chat_key, state=State.IDLE,
+                                  language=conversation.language, data=conversation.data,
+                                  now=now, expected_version=version)
+            return Turn(replies, conversation.language)
         view = order_view(session, order=order, services=services, now=now)
-        decide = partial(step, rules=rules, texts_for=texts_factory(order.timezone))
+        decide = partial(step, rules=rules, texts_for=texts_for)
         result = decide(conversation, incoming, view, now)
-        result = _apply(session, result, decide, conversation, view, order, chat, now, services)
+        result = _apply(session, result, decide, conversation, view, order, chat, now, services,
+                        chat_key)
         save_conversation(session, chat_key=chat_key, state=result.conversation.state,
                           language=result.conversation.language,
                           data=result.conversation.data, now=now, expected_version=version)
@@ -210,12 +228,13 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int | None, inco
 
 def _apply(session: Session, result: Step, decide: Callable[..., Step],
            conversation: Conversation, view: OrderView, order: Order, chat: Chat | None,
-           now: datetime, services: Services) -> Step:
+           now: datetime, services: Services, chat_key: str) -> Step:
     """Carry out the step's commands; when one fails, ask the engine again with the outcome."""
     for command in result.commands:
         try:
             with session.begin_nested():
-                _carry_out(session, command, order=order, chat=chat, now=now)
+                _carry_out(session, command, order=order, chat=chat, now=now,
+                           services=services, after=result.conversation, chat_key=chat_key)
         except (SlotTaken, SlotNotFound):
             fresh = order_view(session, order=order, services=services, now=now)
             return decide(conversation, CommandFailed(command, "slot_taken"), fresh, now)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency
 
+from dialogues import handoff as handoff_texts
 from dialogues.model import (
     BookSlot,
     Button,
@@ -19,7 +20,7 @@ from dialogues.model import (
     CommandFailed,
     Conversation,
     Incoming,
-    OpenTicket,
+    OpenHandoff,
     OrderView,
     Prediction,
     Reply,
@@ -76,12 +77,16 @@ class Context:
 
     def menu(self) -> tuple[tuple[Button, ...], ...]:
         """Return the buttons of the main actions."""
-        t = self.t
-        return (
-            (Button(t("When is the technician coming?"), "m:status"),),
-            (Button(t("Move the visit"), "m:move"), Button(t("Cancel the visit"), "m:cancel")),
-            (Button(t("Talk to a person"), "m:human"), Button(t("Help"), "m:help")),
-        )
+        return menu_buttons(self.t)
+
+
+def menu_buttons(t: Texts) -> tuple[tuple[Button, ...], ...]:
+    """Return the buttons of the main actions, in the customer's language."""
+    return (
+        (Button(t("When is the technician coming?"), "m:status"),),
+        (Button(t("Move the visit"), "m:move"), Button(t("Cancel the visit"), "m:cancel")),
+        (Button(t("Talk to a person"), "m:human"), Button(t("Help"), "m:help")),
+    )
 
 
 def kind_of(incoming: Incoming) -> tuple[str, str]:
@@ -91,7 +96,7 @@ def kind_of(incoming: Incoming) -> tuple[str, str]:
     if isinstance(incoming, ButtonPress):
         prefix, _, rest = incoming.payload.partition(":")
         return {"s": "slot_button", "y": "yes", "n": "no", "r": "rating", "l": "language_button",
-                "m": "menu"}.get(prefix, "forged"), rest
+                "m": "menu", "h": "handoff_button"}.get(prefix, "forged"), rest
     number = _BARE_NUMBER.match(incoming.text)
     if number:
         return "number", number.group(1).translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789"))
@@ -134,14 +139,17 @@ def step(
     before = conversation.language
     conversation = replace(conversation, language=language)
     if isinstance(incoming, TextMessage):
-        conversation = conversation.remember("customer", incoming.text)
+        conversation = conversation.remember("customer", incoming.text, now,
+                                             incoming.parsed.intent)
+    if kind != NOT_UNDERSTOOD and conversation.data.get("misses"):
+        conversation = conversation.with_state(conversation.state, misses=0)
     ctx = Context(conversation, incoming, order, now, rules, texts_for(language), texts_for,
                   kind, argument)
     handler = TRANSITIONS.get(conversation.state, {}).get(kind) or INTENTS.get(kind, not_understood)
     result = handler(ctx)
     new = replace(result.conversation, last_activity=now)
     for reply in result.replies:
-        new = new.remember("bot", reply.text)
+        new = new.remember("bot", reply.text, now)
     commands = result.commands
     # The chat's language (used for pushes) follows the conversation's.
     if new.language != before and not any(isinstance(c, SetLanguage) for c in commands):
@@ -443,7 +451,7 @@ def keep(ctx: Context) -> Step:
                                                                          "completed"):
         return ctx.step(Reply(ctx.t("Good, your visit stays on {window}.",
                                     window=ctx.t.window(order.window_start, order.window_end)),
-                              ctx.menu()))
+                              ctx.menu()), delay_told_at=None)
     return ctx.step(Reply(ctx.t("All right, nothing has been changed."), ctx.menu()))
 
 
@@ -500,17 +508,23 @@ def preparation(ctx: Context) -> Step:
 # People, money, feedback ----------------------------------------------------------------------
 
 
-def transcript(ctx: Context) -> str:
-    """Return the conversation's last messages for a person who takes over."""
-    return "\n".join(f"{who}: {text}" for who, text in ctx.conversation.data.get("recent", []))
+MISSES_BEFORE_A_PERSON = 3  # not understood this often in a row: a person takes over
+RECENT_TROUBLE = timedelta(hours=2)  # a delay or a poor rating this recent explains a handoff
 
 
-def handoff(ctx: Context) -> Step:
-    """Open a ticket for a person and say how and when they answer."""
-    return ctx.step(Reply(ctx.t("I have passed your request on to a colleague, with our "
-                                "conversation. You will get an answer here in this chat, "
-                                "usually within one working day (Mon–Fri, 8:00–18:00).")),
-                    commands=(OpenTicket("handoff", transcript(ctx)),))
+def _recent(ctx: Context, key: str) -> bool:
+    at = ctx.conversation.data.get(key)
+    return isinstance(at, str) and ctx.now - datetime.fromisoformat(at) <= RECENT_TROUBLE
+
+
+def handoff(ctx: Context, reason: str | None = None, lead: str | None = None) -> Step:
+    """Hand the chat to a person: say so, where the customer stands, and the way back."""
+    if reason is None:
+        reason = ("delay_rejected" if _recent(ctx, "delay_told_at") else
+                  "complaint" if _recent(ctx, "poor_rating_at") else "customer_asked")
+    outlook = ctx.order.load_handoff_outlook(ctx.t.language)
+    return ctx.step(handoff_texts.opened(ctx.t, outlook, ctx.now, lead=lead),
+                    commands=(OpenHandoff(reason),), misses=0)
 
 
 def compensation(ctx: Context) -> Step:
@@ -523,10 +537,9 @@ def compensation(ctx: Context) -> Step:
                "€10 or 20 percent of your monthly fee, whichever is higher.")]
     if order.status == "no_show" or missed(order, ctx.now):
         lines.append(t("Your appointment was missed, so I have opened a claim for you "
-                       "({amount}). It will be credited to your next bill.",
-                       amount=_euros(amount, t.language)))
-        return ctx.step(Reply("\n".join(lines), ctx.menu()),
-                        commands=(OpenTicket("compensation", transcript(ctx)),))
+                       "({amount}). A colleague checks it, and it is credited to your next "
+                       "bill.", amount=_euros(amount, t.language)))
+        return handoff(ctx, "compensation", lead="\n".join(lines))
     lines.append(t("Your current appointment has not been missed, so there is nothing to claim "
                    "for it at the moment."))
     return ctx.step(Reply("\n".join(lines), ctx.menu()))
@@ -546,8 +559,13 @@ def feedback(ctx: Context) -> Step:
     thanks = (ctx.t.plural("Thank you for your rating of {count} star!",
                            "Thank you for your rating of {count} stars!", stars)
               if stars else ctx.t("Thank you for your feedback!"))
-    return ctx.step(Reply(thanks), commands=(SaveRating(stars, text if ctx.kind not in (
-        "number", "rating") else None),))
+    saved = (SaveRating(stars, text if ctx.kind not in ("number", "rating") else None),)
+    if stars is not None and stars <= 2:  # a poor visit: a person should hear about it
+        return ctx.step(Reply(thanks + "\n" + ctx.t(
+            "I am sorry the visit did not go well. If you like, a colleague from the service "
+            "team looks into it with you."), ((Button(ctx.t("Talk to a person"), "m:human"),),)),
+            commands=saved, poor_rating_at=ctx.now.isoformat())
+    return ctx.step(Reply(thanks), commands=saved)
 
 
 def _stars(ctx: Context) -> int | None:
@@ -650,6 +668,21 @@ def help_text(ctx: Context) -> Step:
         "Write in German, English, Turkish, Russian or Arabic."), ctx.menu()))
 
 
+def handoff_button(ctx: Context) -> Step:
+    """A handoff's button after the handoff ended: the bot is back anyway."""
+    if ctx.argument == "back":
+        return ctx.step(Reply(ctx.t("I am your assistant again. What can I do for you?"),
+                              ctx.menu()))
+    return expired(ctx)
+
+
+def deny_without_question(ctx: Context) -> Step:
+    """A no with nothing asked: right after a delay it rejects the new time, so offer a move."""
+    if _recent(ctx, "delay_told_at"):
+        return reschedule(ctx)
+    return affirm_without_question(ctx)
+
+
 def affirm_without_question(ctx: Context) -> Step:
     """A yes with nothing asked: say so and offer the main actions."""
     return ctx.step(Reply(ctx.t("All right. What can I do for you?"), ctx.menu()))
@@ -673,9 +706,13 @@ def not_understood(ctx: Context) -> Step:
     if isinstance(ctx.incoming, TextMessage) and not ctx.incoming.parsed.available:
         return ctx.step(Reply(ctx.t("I cannot read free text at the moment. Please use the "
                                     "buttons:"), ctx.menu()), state=ctx.conversation.state)
+    misses = int(ctx.conversation.data.get("misses", 0)) + 1
+    if misses >= MISSES_BEFORE_A_PERSON:
+        return handoff(ctx, "not_understood", lead=ctx.t(
+            "I am sorry, I keep misunderstanding you."))
     return ctx.step(Reply(ctx.t("Sorry, I did not understand that. Could you say it "
                                 "differently, or choose:"), ctx.menu()),
-                    state=ctx.conversation.state)
+                    state=ctx.conversation.state, misses=misses)
 
 
 Handler = Callable[[Context], Step]
@@ -698,7 +735,7 @@ TRANSITIONS: dict[State, dict[str, Handler]] = {
 }
 INTENTS: dict[str, Handler] = {
     "greet": greet, "goodbye": goodbye, "thank": thank, "help": help_text,
-    "affirm": affirm_without_question, "deny": affirm_without_question,
+    "affirm": affirm_without_question, "deny": deny_without_question,
     "ask_status": status, "reschedule": reschedule, "choose_slot": reschedule,
     "cancel": ask_cancel, "identify": identify, "leave_note": leave_note,
     "ask_preparation": preparation, "verify_technician": verify_technician,
@@ -708,4 +745,5 @@ INTENTS: dict[str, Handler] = {
     NOT_UNDERSTOOD: not_understood, "number": number_outside_offer, "rating": feedback,
     "slot_button": pick_by_button, "yes": expired, "no": expired, "forged": expired,
     "language_button": language_button, "keep": keep, "failed": command_failed,
+    "handoff_button": handoff_button,
 }

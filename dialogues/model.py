@@ -47,6 +47,18 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class HandoffOutlook:
+    """What a customer handed to a person can be told: the team's hours, the queue, the wait."""
+
+    open_now: bool
+    back_at: datetime | None  # when the team is next at work, if not now
+    position: int  # the place this customer takes (or holds) in their language's queue
+    expected_wait: timedelta | None  # from recent claims; None: nothing honest to say
+    answer_by: datetime | None  # the claim deadline, after which the customer is told
+    phone_tail: str | None = None  # the last digits of the order's phone, for a call back
+
+
+@dataclass(frozen=True)
 class OrderView:
     """What the engine may know about the customer's order, read-only."""
 
@@ -69,6 +81,10 @@ class OrderView:
         default=lambda: None, repr=False, compare=False)
     load_free_slots: Callable[[], tuple[SlotView, ...]] = field(
         default=tuple, repr=False, compare=False)
+    # What a handoff opened now could promise, in the customer's language's queue.
+    load_handoff_outlook: Callable[[str], HandoffOutlook] = field(
+        default=lambda _language: HandoffOutlook(True, None, 1, None, None),
+        repr=False, compare=False)
 
     @cached_property
     def prediction(self) -> Prediction | None:
@@ -166,9 +182,10 @@ class SaveNote:
 
 
 @dataclass(frozen=True)
-class OpenTicket:
-    kind: str  # handoff | compensation
-    transcript: str
+class OpenHandoff:
+    """Hand the chat to a person; the caller keeps the conversation's recent messages."""
+
+    reason: str  # customer_asked | complaint | compensation | not_understood | delay_rejected
 
 
 @dataclass(frozen=True)
@@ -188,7 +205,7 @@ class SetNotifications:
 
 
 Command = (
-    BookSlot | CancelVisit | SaveNote | OpenTicket | SaveRating | SetLanguage | SetNotifications
+    BookSlot | CancelVisit | SaveNote | OpenHandoff | SaveRating | SetLanguage | SetNotifications
 )
 
 
@@ -210,9 +227,11 @@ class Conversation:
         """Return the conversation in a new state with these data (others kept)."""
         return replace(self, state=state, data={**self.data, **data})
 
-    def remember(self, who: str, text: str) -> Conversation:
-        """Keep the last messages, for a person who takes over the conversation."""
-        recent = [*self.data.get("recent", []), [who, text[:500]]][-RECENT_MESSAGES:]
+    def remember(self, who: str, text: str, at: datetime | None = None,
+                 intent: str | None = None) -> Conversation:
+        """Keep the last messages (who, text, when, intent), for a person who takes over."""
+        entry = [who, text[:500], at.isoformat() if at else None, intent]
+        recent = [*self.data.get("recent", []), entry][-RECENT_MESSAGES:]
         return replace(self, data={**self.data, "recent": recent})
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from dialogues import handoff as handoff_texts
 from dialogues.engine import Context, TextsFor, bookable, offer, rating_buttons
 from dialogues.model import (
     Button,
@@ -68,7 +69,9 @@ def delayed(ctx: Context, payload: dict[str, Any]) -> Step:
                    times=ctx.t.times(_when(payload, "from"), _when(payload, "to")))]
     lines += _reason(ctx, payload)
     lines.append(ctx.t("If that no longer suits you, you can move the visit."))
-    return ctx.step(Reply("\n".join(lines), _keep_or_move(ctx)))
+    # A "no" or "a person" soon after this is the customer rejecting the delay.
+    return ctx.step(Reply("\n".join(lines), _keep_or_move(ctx)),
+                    delay_told_at=ctx.now.isoformat())
 
 
 def _apology_with_offer(ctx: Context, lines: list[str]) -> Step:
@@ -113,10 +116,36 @@ def missed_visit(ctx: Context, payload: dict[str, Any]) -> Step:
     return _apology_with_offer(ctx, lines)
 
 
+def handoff_claimed(ctx: Context, payload: dict[str, Any]) -> Step:
+    """A person took the conversation."""
+    return ctx.step(handoff_texts.claimed(ctx.t, payload["agent"]))
+
+
+def agent_message(ctx: Context, payload: dict[str, Any]) -> Step:
+    """A person wrote to the customer."""
+    return ctx.step(handoff_texts.agent_message(ctx.t, payload["agent"], payload["text"]))
+
+
+def handoff_closed(ctx: Context, payload: dict[str, Any]) -> Step:
+    """The person handed the conversation back to the bot."""
+    return ctx.step(handoff_texts.closed(ctx.t, payload["agent"], ctx.menu()))
+
+
+def handoff_timeout(ctx: Context, payload: dict[str, Any]) -> Step:
+    """Nobody claimed the handoff in time."""
+    return ctx.step(handoff_texts.timed_out(ctx.t))
+
+
+# Pushes of a handoff: sent to the one chat that was handed over, even with pushes turned off.
+HANDOFF_KINDS = frozenset({"handoff_claimed", "agent_message", "handoff_closed",
+                           "handoff_timeout"})
+
 RENDERERS: dict[str, Callable[[Context, dict[str, Any]], Step]] = {
     "reminder": reminder, "window_narrowed": window_narrowed, "eta_near": eta_near,
     "delayed": delayed, "cancelled_by_operator": cancelled_by_operator,
     "rescheduled": rescheduled, "rating_request": rating_request, "missed_visit": missed_visit,
+    "handoff_claimed": handoff_claimed, "agent_message": agent_message,
+    "handoff_closed": handoff_closed, "handoff_timeout": handoff_timeout,
 }
 
 
@@ -136,5 +165,5 @@ def push_step(
     result = RENDERERS[kind](ctx, payload)
     new = result.conversation
     for reply in result.replies:
-        new = new.remember("bot", reply.text)
+        new = new.remember("bot", reply.text, now)
     return Step(result.replies, new, result.commands)

@@ -31,3 +31,15 @@ class LinkTokenInvalid(StorageError):
 
 class ConversationConflict(StorageError):
     """Another worker saved the conversation first."""
+
+
+class HandoffNotFound(StorageError):
+    """No handoff with that id."""
+
+
+class HandoffConflict(StorageError):
+    """The handoff is held by another agent, or already closed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -281,17 +282,93 @@ class Note(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Ticket(Base):
-    __tablename__ = "tickets"
+class HandoffStatus(enum.StrEnum):
+    WAITING = "waiting"  # for an agent to claim it; the bot has stepped aside
+    ACTIVE = "active"  # one agent holds the conversation
+    CLOSED = "closed"  # handed back: the bot answers again
+
+
+OPEN_HANDOFF = (HandoffStatus.WAITING, HandoffStatus.ACTIVE)
+
+
+class Handoff(Base):
+    """A chat handed to a person: who asked, why, who holds it, how it ended."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index("ix_handoffs_status_language_opened_at", "status", "language", "opened_at"),
+        # One open handoff per chat: a second "I want a person" joins the first.
+        Index("uq_handoffs_open_chat", "chat_key", unique=True,
+              sqlite_where=text("status != 'closed'"),
+              postgresql_where=text("status != 'closed'")),
+        Index("ix_handoffs_claim_deadline", "claim_deadline"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("orders.id", ondelete="CASCADE"), index=True
-    )
-    kind: Mapped[str] = mapped_column(String(16))  # handoff | compensation
-    transcript: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="open")
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    chat_key: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=HandoffStatus.WAITING)
+    # customer_asked | complaint | compensation | not_understood | delay_rejected | migrated
+    reason: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # No claim by then (opening hours counted): the customer is told and offered a call back.
+    claim_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timeout_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    waiting_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_customer_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(100))  # an agent, or "customer"
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Agent(Base):
+    """A person of the service team who answers handed-over chats in the console."""
+
+    __tablename__ = "agents"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, never the password
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every language
+    disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HandoffMessage(Base):
+    """One message of a handed-over chat: the transcript before, then everything since."""
+
+    __tablename__ = "handoff_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(
+        ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    sender: Mapped[str] = mapped_column(String(16))  # customer | bot | agent
+    agent: Mapped[str | None] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One handoff event for the operator's webhook: posted until it is taken, every try kept."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # attempts exhausted
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Rating(Base):

@@ -1,4 +1,4 @@
-"""Notes for the technician, support tickets and ratings."""
+"""Notes for the technician and ratings of the visit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.models import Note, Rating, Ticket
+from storage.models import Note, Rating
 
 
 def add_note(session: Session, *, order_id: int, text: str, now: datetime) -> Note:
@@ -21,23 +21,6 @@ def add_note(session: Session, *, order_id: int, text: str, now: datetime) -> No
 def notes_of_order(session: Session, *, order_id: int) -> list[Note]:
     """Return the order's notes, oldest first."""
     return list(session.scalars(select(Note).where(Note.order_id == order_id).order_by(Note.id)))
-
-
-def open_ticket(
-    session: Session, *, order_id: int | None, kind: str, transcript: str, now: datetime
-) -> Ticket:
-    """Open a support ticket for a person to answer."""
-    ticket = Ticket(order_id=order_id, kind=kind, transcript=transcript, created_at=now)
-    session.add(ticket)
-    session.flush()
-    return ticket
-
-
-def tickets_of_order(session: Session, *, order_id: int) -> list[Ticket]:
-    """Return the order's tickets, oldest first."""
-    return list(
-        session.scalars(select(Ticket).where(Ticket.order_id == order_id).order_by(Ticket.id))
-    )
 
 
 def add_rating(

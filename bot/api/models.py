@@ -21,6 +21,15 @@ def _printable(value: str) -> str:
     return value.strip()
 
 
+def _message_text(value: str) -> str:
+    # An agent's message keeps its line breaks; other control characters and NUL go.
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        raise ValueError("must not contain control characters other than line breaks")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
 def _sane_time(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (ISO 8601, e.g. 2026-11-26T09:00:00+01:00)")
@@ -132,3 +141,22 @@ class SlotIn(Strict):
 
 class CapacityIn(Strict):
     slots: list[SlotIn] = Field(max_length=96)
+
+
+AgentName = Annotated[str, StringConstraints(min_length=1, max_length=100),
+                      AfterValidator(_printable)]
+
+
+class ClaimIn(Strict):
+    agent: AgentName
+
+
+class AgentMessageIn(Strict):
+    agent: AgentName
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000),
+                    AfterValidator(_message_text)]
+
+
+class CloseIn(Strict):
+    agent: AgentName
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None

@@ -6,9 +6,9 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,13 +18,33 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.api.models import CapacityIn, EventIn, OrderIn, PositionIn, RouteIn, TechnicianIn
+from bot import handoffs
+from bot.api.models import (
+    AgentMessageIn,
+    CapacityIn,
+    ClaimIn,
+    CloseIn,
+    EventIn,
+    OrderIn,
+    PositionIn,
+    RouteIn,
+    TechnicianIn,
+)
 from bot.api.views import order_json
 from bot.services import Services
+from storage import handoffs as handoff_store
 from storage.chats import create_link_token
 from storage.db import transaction
-from storage.errors import OrderNotFound, TechnicianNotFound
-from storage.orders import AddressFields, CustomerFields, record_event, require_order, upsert_order
+from storage.errors import HandoffConflict, HandoffNotFound, OrderNotFound, TechnicianNotFound
+from storage.models import OPEN_HANDOFF, Handoff
+from storage.orders import (
+    AddressFields,
+    CustomerFields,
+    get_order_by_id,
+    record_event,
+    require_order,
+    upsert_order,
+)
 from storage.slots import SlotFields, put_capacity
 from storage.technicians import (
     StopFields,
@@ -39,6 +59,7 @@ log = logging.getLogger(__name__)
 OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$", max_length=32)]
 TechnicianId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
 Region = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", max_length=64)]
+HandoffId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 BEARER = HTTPBearer(auto_error=False)
 
 
@@ -59,6 +80,7 @@ def build_api(
     on_position: Callable[[str], Awaitable[None]] | None = None,
     webhook: Callable[[Request], Awaitable[Response]] | None = None,
     readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
+    wake_sender: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the FastAPI application of the ops API."""
     token = services.settings.require_api_token().encode()
@@ -239,6 +261,7 @@ def build_api(
         return {"region": region, "day": day.isoformat(),
                 "slots": await run_in_threadpool(work)}
 
+    _handoff_routes(api, services, wake_sender=wake_sender)
     app.include_router(api)
     if webhook is not None:
         # Telegram posts here; the handler checks the secret token itself (403 otherwise).
@@ -332,6 +355,90 @@ class RequestCounter:
             self.services.metrics.http_requests.labels(path, str(status[0])).inc()
 
 
+HandoffStatusName = Literal["waiting", "active", "closed"]
+Language = Annotated[str, Query(pattern=r"^(de|en|tr|ru|ar)$")]
+
+
+def _handoff_routes(api: APIRouter, services: Services, *,
+                    wake_sender: Callable[[], None] | None) -> None:
+    """The agents' side of a handoff: list, read, claim, answer, close."""
+    sessions = services.sessions
+
+    def woken(result: dict[str, Any]) -> dict[str, Any]:
+        if wake_sender is not None:
+            wake_sender()  # the customer should see the agent's words now, not at the next tick
+        return result
+
+    def one(session: Session, handoff: Handoff) -> dict[str, Any]:
+        order = (get_order_by_id(session, order_id=handoff.order_id)
+                 if handoff.order_id else None)
+        view = order_json(session, order=order, services=services,
+                          now=services.clock()) if order else None
+        return handoffs.detail(session, services, handoff=handoff, order_view=view)
+
+    @api.get("/handoffs")
+    async def list_handoffs(status: HandoffStatusName | None = None,
+                            language: Language | None = None) -> list[dict[str, Any]]:
+        """List handoffs by status and language: waiting ones first, oldest first."""
+
+        def work() -> list[dict[str, Any]]:
+            with transaction(sessions) as session:
+                found = handoff_store.list_handoffs(
+                    session, statuses=[status] if status else list(OPEN_HANDOFF),
+                    language=language)
+                return handoffs.summaries(session, services, handoffs=found)
+
+        return await run_in_threadpool(work)
+
+    @api.get("/handoffs/{handoff_id}")
+    async def get_handoff(handoff_id: HandoffId) -> dict[str, Any]:
+        """Return one handoff with its transcript, the order and the customer."""
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                return one(session, handoff_store.get_handoff(session, handoff_id=handoff_id))
+
+        return await run_in_threadpool(work)
+
+    @api.post("/handoffs/{handoff_id}/claim")
+    async def claim_handoff(handoff_id: HandoffId, body: ClaimIn) -> dict[str, Any]:
+        """Take the conversation: 200 for the one agent who wins, 409 for the others."""
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                handoff = handoffs.claim(session, services, handoff_id=handoff_id,
+                                         agent=body.agent, now=services.clock())
+                return one(session, handoff)
+
+        return woken(await run_in_threadpool(work))
+
+    @api.post("/handoffs/{handoff_id}/messages", status_code=202)
+    async def post_handoff_message(handoff_id: HandoffId, body: AgentMessageIn) -> dict[str, Any]:
+        """Queue the holder's message for the customer's chat (once, through the outbox)."""
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                message_id = handoffs.send(session, services, handoff_id=handoff_id,
+                                           agent=body.agent, text=body.text,
+                                           now=services.clock())
+                return {"id": message_id, "status": "queued"}
+
+        return woken(await run_in_threadpool(work))
+
+    @api.post("/handoffs/{handoff_id}/close")
+    async def close_handoff(handoff_id: HandoffId, body: CloseIn) -> dict[str, Any]:
+        """Hand the chat back to the bot; the customer is told."""
+
+        def work() -> dict[str, Any]:
+            with transaction(sessions) as session:
+                handoff = handoffs.close(session, services, handoff_id=handoff_id,
+                                         agent=body.agent, note=body.note,
+                                         now=services.clock())
+                return one(session, handoff)
+
+        return woken(await run_in_threadpool(work))
+
+
 def _known_technician(session: Session, technician_id: str | None) -> str | None:
     if technician_id is not None and get_technician(session, technician_id=technician_id) is None:
         raise _unprocessable(("body", "technician_id"),
@@ -348,6 +455,14 @@ def _install_error_handlers(app: FastAPI, services: Services) -> None:
     @app.exception_handler(OrderNotFound)
     async def order_not_found(_request: Request, exc: OrderNotFound) -> JSONResponse:
         return JSONResponse({"detail": "unknown order"}, status_code=404)
+
+    @app.exception_handler(HandoffNotFound)
+    async def handoff_not_found(_request: Request, exc: HandoffNotFound) -> JSONResponse:
+        return JSONResponse({"detail": "unknown handoff"}, status_code=404)
+
+    @app.exception_handler(HandoffConflict)
+    async def handoff_conflict(_request: Request, exc: HandoffConflict) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=409)
 
     @app.exception_handler(TechnicianNotFound)
     async def technician_not_found(_request: Request, exc: TechnicianNotFound) -> JSONResponse:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.concurrency import run_in_threadpool
 
+from bot.handoffs import tell_overdue
 from bot.pushes.decide import decide
 from bot.services import Services
 
@@ -25,8 +26,9 @@ def build_scheduler(services: Services, *, wake_sender: Callable[[], None],
 
     async def tick() -> None:
         try:
-            enqueued = await run_in_threadpool(decide, services, now=services.clock(),
-                                               order_ids=order_ids)
+            now = services.clock()
+            enqueued = await run_in_threadpool(decide, services, now=now, order_ids=order_ids)
+            enqueued += await run_in_threadpool(tell_overdue, services, now=now)
         except Exception:
             log.exception("the push tick failed; the next one tries again")
             services.metrics.errors.labels("scheduler").inc()

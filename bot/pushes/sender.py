@@ -20,7 +20,7 @@ from bot.pushes.ratelimit import SendLimiter
 from bot.services import Services
 from bot.turns import conversation_of, order_view, rules_of, texts_factory
 from dialogues.model import Reply
-from dialogues.pushes import push_step
+from dialogues.pushes import HANDOFF_KINDS, push_step
 from storage.chats import chats_of_orders, mark_unreachable, save_conversation
 from storage.db import transaction
 from storage.errors import ConversationConflict
@@ -37,6 +37,8 @@ from storage.outbox import (
 
 log = logging.getLogger(__name__)
 BATCH = 50
+# Sent even to a chat that turned pushes off: a cancellation, and a person's answers.
+ALWAYS_SENT = frozenset({"cancelled_by_operator"}) | HANDOFF_KINDS
 MAX_BACKOFF_SECONDS = 600
 
 
@@ -87,10 +89,13 @@ class Sender:
             rendered = []
             for notification in claimed:
                 order = orders.get(notification.order_id)
+                # A person's messages go to the one chat they answer, whatever its settings.
+                only = (notification.payload.get("chat_key")
+                        if notification.kind in HANDOFF_KINDS else None)
                 targets = [c for c in chats.get(notification.order_id, [])
                            if self._channel(c.chat_key) is not None and not c.unreachable
-                           and (c.notifications_enabled
-                                or notification.kind == "cancelled_by_operator")
+                           and (c.notifications_enabled or notification.kind in ALWAYS_SENT)
+                           and (only is None or c.chat_key == only)
                            and c.chat_key not in reached.get(notification.id, set())]
                 if order is not None and not targets and notification.id in reached:
                     rendered.append(Rendered(notification.id, notification.kind, ()))

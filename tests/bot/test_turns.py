@@ -13,7 +13,7 @@ from dialogues.model import ButtonPress, Reply, TextMessage
 from nlu.types import Entity, Parsed
 from storage.chats import ensure_chat, link_chat
 from storage.db import transaction
-from storage.models import CapacitySlot, Note, Order, Rating, Ticket
+from storage.models import CapacitySlot, Handoff, HandoffMessage, Note, Order, Rating
 from tests.conftest import NOW
 from tests.factories import make_order, make_slots, make_technician
 
@@ -99,6 +99,7 @@ def test_cancel_note_rating_and_handoff_reach_storage(
 ) -> None:
     turn(services, linked_order, say("leave_note", "bitte im hinterhaus klingeln 2 og", "de"))
     turn(services, linked_order, say("human_handoff", "ich will einen menschen", "de"))
+    turn(services, linked_order, ButtonPress("h:back"))  # the customer's own way back
     turn(services, linked_order, say("give_feedback", "5 sterne super", "de"))
     asked = turn(services, linked_order, say("cancel", "stornieren", "de"))
     turn(services, linked_order, ButtonPress(asked.flat_buttons[0].payload))
@@ -106,7 +107,9 @@ def test_cancel_note_rating_and_handoff_reach_storage(
         order = session.get(Order, linked_order[0])
         assert order.status == "cancelled" and order.slot_id is None
         assert session.query(Note).one().text == "bitte im hinterhaus klingeln 2 og"
-        assert "ich will einen menschen" in session.query(Ticket).one().transcript
+        handoff = session.query(Handoff).one()
+        assert handoff.status == "closed" and handoff.closed_by == "customer"
+        assert "ich will einen menschen" in [m.text for m in session.query(HandoffMessage)]
         assert session.query(Rating).one().stars == 5
         assert sum(s.booked for s in session.query(CapacitySlot)) == 0
 

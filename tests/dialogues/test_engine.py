@@ -13,7 +13,7 @@ from dialogues.model import (
     CancelVisit,
     CommandFailed,
     Conversation,
-    OpenTicket,
+    OpenHandoff,
     Prediction,
     SaveNote,
     SaveRating,
@@ -21,6 +21,7 @@ from dialogues.model import (
     SetNotifications,
     State,
 )
+from nlu.types import NOT_UNDERSTOOD
 from tests.conftest import NOW
 from tests.dialogues.factories import TOMORROW_9, make_view, run, said, tap
 
@@ -211,18 +212,53 @@ def test_compensation_explains_the_law_and_opens_a_claim_when_missed() -> None:
     plain = run(FRESH, said("ask_compensation"))
     assert "58" in plain.replies[0].text and plain.commands == ()
     missed = run(FRESH, said("ask_compensation"), make_view(status="no_show"))
-    assert isinstance(missed.commands[0], OpenTicket)
+    assert missed.commands[0] == OpenHandoff("compensation")
     assert "€10.00" in missed.replies[0].text  # 20 % of 49.95 is less than 10 euros
     passed = run(FRESH, said("ask_compensation"), make_view(
         window_start=NOW - timedelta(hours=4), window_end=NOW - timedelta(hours=2)))
-    assert passed.commands and passed.commands[0].kind == "compensation"
+    assert passed.commands == (OpenHandoff("compensation"),)
 
 
-def test_handoff_opens_a_ticket_with_the_last_messages() -> None:
+def test_handoff_keeps_the_last_messages_with_times_and_intents() -> None:
     talked = run(FRESH, said("ask_status", "wann kommt er")).conversation
     result = run(talked, said("human_handoff", "ich will einen menschen"))
-    ticket = result.commands[0]
-    assert isinstance(ticket, OpenTicket) and "wann kommt er" in ticket.transcript
+    assert result.commands == (OpenHandoff("customer_asked"),)
+    recent = result.conversation.data["recent"]
+    assert recent[0][:2] == ["customer", "wann kommt er"] and recent[0][3] == "ask_status"
+    assert recent[-2][:2] == ["customer", "ich will einen menschen"]
+    assert recent[-1][0] == "bot" and "colleague" in recent[-1][1]
+    assert result.replies[0].flat_buttons[-1].payload == "h:back"
+
+
+def test_three_misses_in_a_row_bring_a_person_and_one_hit_resets_the_count() -> None:
+    first = run(FRESH, said(NOT_UNDERSTOOD, "blub"))
+    second = run(first.conversation, said(NOT_UNDERSTOOD, "blab"))
+    assert second.commands == ()
+    reset = run(second.conversation, said("greet", "hallo"))
+    again = run(run(reset.conversation, said(NOT_UNDERSTOOD, "x")).conversation,
+                said(NOT_UNDERSTOOD, "y"))
+    assert again.commands == ()
+    third = run(again.conversation, said(NOT_UNDERSTOOD, "z"))
+    assert third.commands == (OpenHandoff("not_understood"),)
+    assert "misunderstanding" in third.replies[0].text
+
+
+def test_a_person_after_a_delay_or_a_poor_rating_says_why() -> None:
+    delayed = replace(FRESH, data={"delay_told_at": (NOW - timedelta(minutes=10)).isoformat()})
+    assert run(delayed, said("human_handoff")).commands == (OpenHandoff("delay_rejected"),)
+    stale = replace(FRESH, data={"delay_told_at": (NOW - timedelta(hours=5)).isoformat()})
+    assert run(stale, said("human_handoff")).commands == (OpenHandoff("customer_asked"),)
+    poor = run(FRESH, said("give_feedback", "1 stern, er war unfreundlich"),
+               make_view(status="completed"))
+    assert poor.replies[0].flat_buttons[0].payload == "m:human"
+    assert run(poor.conversation, said("human_handoff")).commands == (
+        OpenHandoff("complaint"),)
+
+
+def test_a_no_right_after_a_delay_offers_to_move_the_visit() -> None:
+    delayed = replace(FRESH, data={"delay_told_at": (NOW - timedelta(minutes=10)).isoformat()})
+    result = run(delayed, said("deny", "nein das passt mir nicht"))
+    assert result.conversation.state == State.CHOOSING_SLOT
 
 
 def test_feedback_stores_stars_and_text() -> None:

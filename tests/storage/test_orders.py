@@ -20,7 +20,7 @@ from storage.orders import (
     record_event,
     upsert_order,
 )
-from storage.records import add_note, add_rating, notes_of_order, open_ticket, tickets_of_order
+from storage.records import add_note, add_rating, notes_of_order
 from storage.technicians import (
     StopFields,
     route_of_order,
@@ -131,17 +131,15 @@ def test_positions_only_move_forward_in_time(sessions: sessionmaker[Session]) ->
             update_position(session, technician_id="ghost", lat=0, lon=0, at=NOW)
 
 
-def test_notes_tickets_and_ratings_are_kept(sessions: sessionmaker[Session]) -> None:
+def test_notes_and_ratings_are_kept(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         order = make_order(session)
         add_note(session, order_id=order.id, text="Bitte bei Nachbarn klingeln, 3. OG", now=NOW)
-        open_ticket(session, order_id=order.id, kind="handoff", transcript="kunde: hilfe", now=NOW)
         add_rating(session, order_id=order.id, stars=5, text="sehr freundlich", now=NOW)
         with pytest.raises(ValueError):
             add_rating(session, order_id=order.id, stars=9, text=None, now=NOW)
         assert [n.text for n in notes_of_order(session, order_id=order.id)] == [
             "Bitte bei Nachbarn klingeln, 3. OG"]
-        assert tickets_of_order(session, order_id=order.id)[0].kind == "handoff"
 
 
 def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
