@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
-import uvicorn
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -26,8 +24,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from nlu.commands import free_port
 from storage.models import Chat, Customer, Order
+from tests.threaded_server import serve_in_thread
 
 
 class FakeBotApi:
@@ -110,21 +108,9 @@ def parse_body(body: bytes) -> dict[str, object]:
 @contextmanager
 def serving(api: FakeBotApi) -> Iterator[str]:
     """Serve the fake on a free port in a thread of its own; yield its base URL."""
-    port = free_port()
     app = Starlette(routes=[Route("/bot{token}/{method}", api.handle, methods=["GET", "POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake Bot API did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app, name="the fake Bot API") as url:
+        yield url
 
 
 def seed_finished_visits(session: Session, *, orders: int, now: datetime,
