@@ -47,3 +47,47 @@ def test_sqlite_and_postgresql_get_the_same_schema(sqlite_template: Any, pg_data
     finally:
         sqlite.dispose()
         postgres.dispose()
+
+
+def test_unread_tickets_become_handoffs_and_back(engine: Engine) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.migrate import alembic_config, upgrade
+
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO customers (id, name, language, postal_code, created_at) "
+            "VALUES (1, 'Erika', 'tr', '10115', '2026-11-20 10:00:00+00')"))
+        connection.execute(text(
+            "INSERT INTO orders (id, number, customer_id, status, street, postal_code, city, "
+            "timezone, region, moves, created_at, updated_at) VALUES (1, '40000009', 1, "
+            "'scheduled', 'Weg 1', '10115', 'Berlin', 'Europe/Berlin', 'b', 0, "
+            "'2026-11-20 10:00:00+00', '2026-11-20 10:00:00+00')"))
+        connection.execute(text(
+            "INSERT INTO chats (id, chat_key, order_id, language, notifications_enabled, "
+            "unreachable, created_at) VALUES (1, 'tg:1', 1, 'tr', true, false, "
+            "'2026-11-20 10:00:00+00')"))
+        for kind, transcript, at in (
+                ("handoff", "customer: yardım\nbot: tamam", "2026-11-20 11:00:00+00"),
+                ("compensation", "customer: para iadesi", "2026-11-21 11:00:00+00")):
+            connection.execute(text(
+                "INSERT INTO tickets (order_id, kind, transcript, status, created_at) "
+                "VALUES (1, :kind, :transcript, 'open', :at)"),
+                {"kind": kind, "transcript": transcript, "at": at})
+    upgrade(engine)
+    with engine.connect() as connection:
+        handoffs = connection.execute(text(
+            "SELECT id, chat_key, language, status, reason FROM handoffs ORDER BY opened_at"
+        )).all()
+        # The newest open ticket of the chat waits for an agent; the older one is closed.
+        assert [tuple(h[1:]) for h in handoffs] == [
+            ("tg:1", "tr", "closed", "customer_asked"), ("tg:1", "tr", "waiting", "compensation")]
+        lines = connection.execute(text(
+            "SELECT sender, text FROM handoff_messages WHERE handoff_id = :id ORDER BY id"),
+            {"id": handoffs[0][0]}).all()
+        assert [tuple(line) for line in lines] == [("customer", "yardım"), ("bot", "tamam")]

@@ -127,8 +127,9 @@ def _tickets_to_handoffs() -> None:
             reason=REASONS.get(ticket["kind"], 'migrated'), opened_at=opened,
             closed_at=None if still_open else now,
             closed_by=None if still_open else 'migration',
-            close_note=None if still_open else 'an older ticket of the same chat, or closed before'))
-        handoff_id = result.inserted_primary_key[0]  # type: ignore[index]
+            close_note=None if still_open else 'an older ticket of the same chat, or closed before'
+        ).returning(handoffs.c.id))
+        handoff_id = result.scalar_one()
         for line in (ticket["transcript"] or "").splitlines():
             who, _, text = line.partition(": ")
             if text:
