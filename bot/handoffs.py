@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import Services
 from dialogues import handoff as texts
-from dialogues.engine import menu_buttons
+from dialogues.engine import clean, menu_buttons
 from dialogues.model import ButtonPress, HandoffOutlook, Incoming, Reply, TextMessage
 from dialogues.texts import Texts
 from storage import handoffs as store
@@ -99,7 +99,7 @@ def customer_turn(session: Session, services: Services, *, handoff: Handoff, ord
         return (texts.with_a_person(t),), False
     intent = incoming.parsed.intent if incoming.parsed.available else None
     message = store.add_message(session, handoff=handoff, sender="customer",
-                                text=incoming.text[:4000], at=now, intent=intent)
+                                text=clean(incoming.text)[:4000], at=now, intent=intent)
     _event(session, services, "customer_message", handoff, now, message.text)
     every = timedelta(minutes=services.settings.handoff.waiting_note_minutes)
     if handoff.status == HandoffStatus.WAITING and (

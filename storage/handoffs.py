@@ -97,12 +97,12 @@ def last_customer_messages(session: Session, *, handoff_ids: list[int]) -> dict[
     return {handoff_id: text for handoff_id, text in rows}
 
 
-def list_handoffs(session: Session, *, statuses: Sequence[str], language: str | None,
-                  limit: int = 200) -> list[Handoff]:
+def list_handoffs(session: Session, *, statuses: Sequence[str],
+                  languages: Sequence[str] | None, limit: int = 200) -> list[Handoff]:
     """Return handoffs of these statuses: open ones oldest first, closed ones newest first."""
     query = select(Handoff).where(Handoff.status.in_(statuses))
-    if language:
-        query = query.where(Handoff.language == language)
+    if languages is not None:
+        query = query.where(Handoff.language.in_(languages))
     if HandoffStatus.CLOSED in statuses and len(statuses) == 1:
         query = query.order_by(Handoff.closed_at.desc(), Handoff.id.desc())
     else:

@@ -160,3 +160,16 @@ class AgentMessageIn(Strict):
 class CloseIn(Strict):
     agent: AgentName
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class MessageIn(Strict):
+    """An agent's message in the console: the agent is who is logged in."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000),
+                    AfterValidator(_message_text)]
+
+
+class NoteIn(Strict):
+    """The console's close: an optional note."""
+
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None

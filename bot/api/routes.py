@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import handoffs
+from bot.api.console import console_router
 from bot.api.models import (
     AgentMessageIn,
     CapacityIn,
@@ -30,7 +31,7 @@ from bot.api.models import (
     RouteIn,
     TechnicianIn,
 )
-from bot.api.views import order_json
+from bot.api.views import handoff_json, order_json
 from bot.services import Services
 from storage import handoffs as handoff_store
 from storage.chats import create_link_token
@@ -40,7 +41,6 @@ from storage.models import OPEN_HANDOFF, Handoff
 from storage.orders import (
     AddressFields,
     CustomerFields,
-    get_order_by_id,
     record_event,
     require_order,
     upsert_order,
@@ -263,6 +263,7 @@ def build_api(
 
     _handoff_routes(api, services, wake_sender=wake_sender)
     app.include_router(api)
+    app.include_router(console_router(services, wake_sender=wake_sender))
     if webhook is not None:
         # Telegram posts here; the handler checks the secret token itself (403 otherwise).
         app.add_api_route("/telegram/webhook", webhook, methods=["POST"],
@@ -370,11 +371,7 @@ def _handoff_routes(api: APIRouter, services: Services, *,
         return result
 
     def one(session: Session, handoff: Handoff) -> dict[str, Any]:
-        order = (get_order_by_id(session, order_id=handoff.order_id)
-                 if handoff.order_id else None)
-        view = order_json(session, order=order, services=services,
-                          now=services.clock()) if order else None
-        return handoffs.detail(session, services, handoff=handoff, order_view=view)
+        return handoff_json(session, handoff=handoff, services=services)
 
     @api.get("/handoffs")
     async def list_handoffs(status: HandoffStatusName | None = None,
@@ -385,7 +382,7 @@ def _handoff_routes(api: APIRouter, services: Services, *,
             with transaction(sessions) as session:
                 found = handoff_store.list_handoffs(
                     session, statuses=[status] if status else list(OPEN_HANDOFF),
-                    language=language)
+                    languages=[language] if language else None)
                 return handoffs.summaries(session, services, handoffs=found)
 
         return await run_in_threadpool(work)

@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import handoffs
 from bot.arrivals import predict_for_order
 from bot.services import Services
-from storage.models import Notification, Order
-from storage.orders import appointment_history
+from storage.models import Handoff, Notification, Order
+from storage.orders import appointment_history, get_order_by_id
 from storage.records import notes_of_order
 from storage.technicians import routes_of_orders
 
@@ -76,3 +77,11 @@ def order_json(
             for n in notifications
         ],
     }
+
+
+def handoff_json(session: Session, *, handoff: Handoff, services: Services) -> dict[str, Any]:
+    """Return one handoff with its transcript, its order as GET order shows it, the customer."""
+    order = get_order_by_id(session, order_id=handoff.order_id) if handoff.order_id else None
+    view = order_json(session, order=order, services=services,
+                      now=services.clock()) if order else None
+    return handoffs.detail(session, services, handoff=handoff, order_view=view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -14,11 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from bot.app import Running, running_service
 from bot.settings import load_settings
 from nlu.commands import free_port
 from nlu.project import PROJECT_ROOT, RasaServer
+from storage.agents import put_agent
+from storage.db import transaction
 from storage.demo import DemoResult
 from tests.telegram.conftest import API_TOKEN
 from tests.telegram.emulator import BOT_TOKEN, Customer, EmulatorRequest, buttons
@@ -175,3 +179,63 @@ async def test_a_handoff_survives_the_service_being_killed_and_restarted(
         if service.poll() is None:
             service.send_signal(signal.SIGTERM)
             service.wait(timeout=15)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: run `make browser`")
+async def test_an_agent_in_the_browser_answers_a_customer_on_the_emulator(
+    service: Running, demo: DemoResult, emulator: str
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    with transaction(service.services.sessions) as session:
+        put_agent(session, name="Anna", password="anna-password-1", languages=["de", "en"],
+                  now=service.services.clock())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(service.api, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    number, token = token_of(demo, "de")
+    customer = Customer(emulator, chat_id=7200, language="de")
+    try:
+        while not server.started:  # uvicorn offers no event to wait on
+            await asyncio.sleep(0.05)  # noqa: ASYNC110
+        await customer.link(token)
+        await customer.say(ASK_FOR_A_PERSON["de"])
+        await customer.reply()
+        await customer.say("Der Techniker soll bitte vorher anrufen.")
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                       args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(f"http://127.0.0.1:{port}/console")
+            await page.fill("#name", "Anna")
+            await page.fill("#password", "anna-password-1")
+            await page.click("#log-in")
+            item = page.locator("#list button", has_text=number)
+            await expect(item).to_contain_text("Der Techniker soll bitte vorher anrufen.")
+            await item.click()
+            await expect(page.locator("#transcript")).to_contain_text(ASK_FOR_A_PERSON["de"])
+            await page.click("#claim")
+            assert "Anna" in (await customer.reply())["text"]
+            await page.fill("#message", "Gern, ich gebe es weiter. Anna")
+            await page.click("#send")
+            assert "Gern, ich gebe es weiter." in (await customer.reply())["text"]
+            await page.fill("#close-note", "Anruf vorab notiert")
+            await page.click("#close")
+            await expect(page.locator("#detail-title")).to_contain_text("closed")
+            assert "Anna" in (await customer.reply())["text"]
+            await browser.close()
+        await customer.say(PHRASES["de"][0])
+        assert said("de", "Your visit is booked for {window}.") in (await customer.reply())[
+            "text"]
+    finally:
+        await customer.close()
+        server.should_exit = True
+        await serving

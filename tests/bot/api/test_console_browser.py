@@ -8,16 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from sqlalchemy import select
 
-from bot.api.console import console_router
 from bot.api.routes import build_api
 from bot.services import Services
 from bot.turns import run_turn
 from dialogues.model import ButtonPress, TextMessage
 from nlu.types import Parsed
+from storage.agents import put_agent
 from storage.chats import ensure_chat, link_chat
 from storage.db import transaction
 from storage.models import Handoff, Notification
@@ -53,12 +52,16 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+PASSWORD = "agents-password-1"
+
+
 @pytest.fixture
 def api_url(services: Services) -> Iterator[str]:
     """Serve the real ops API with the console on a free port; yield its base URL."""
-    app = build_api(services)
-    app.include_router(console_router())
-    with serve_in_thread(app, name="the ops API") as url:
+    with transaction(services.sessions) as session:
+        for agent in ("anna", "bert"):
+            put_agent(session, name=agent, password=PASSWORD, languages=[], now=NOW)
+    with serve_in_thread(build_api(services), name="the ops API") as url:
         yield url
 
 
@@ -85,11 +88,13 @@ def open_handoff(services: Services, *, chat: int, language: str) -> tuple[str, 
 
 
 def connect(page: Page, url: str, agent: str) -> None:
-    """Open the console and sign in as the agent."""
+    """Open the console, get the login form, and log in as the agent."""
     page.goto(f"{url}/console")
-    page.fill("#token", API_TOKEN)
-    page.fill("#agent", agent)
-    page.click("#connect")
+    expect(page.locator("#log-in")).to_be_visible()
+    page.fill("#name", agent)
+    page.fill("#password", PASSWORD)
+    page.click("#log-in")
+    expect(page.locator("#whoami")).to_contain_text(f"Logged in as {agent}")
 
 
 def test_an_agent_claims_answers_and_closes_a_handoff(
@@ -161,31 +166,30 @@ def test_an_agent_claims_answers_and_closes_a_handoff(
         {"from": "agent", "agent": "anna", "text": ANSWER, "at": "2026-11-23T08:00:00+01:00"}]
 
 
-def test_the_page_survives_missing_fields_and_names_a_422(browser: Browser) -> None:
-    app = FastAPI()
-    app.include_router(console_router())
+def test_the_page_survives_missing_fields_and_names_a_422(
+    browser: Browser, api_url: str
+) -> None:
     bare = {"id": 7, "status": "waiting", "messages": [{"text": "hallo"}, {}], "order": None}
 
     def answer(route: Route) -> None:
         if route.request.method == "POST":
             route.fulfill(status=422, json={"detail": [
-                {"loc": ["body", "agent"], "msg": "String should have at least 1 character"}]})
+                {"loc": ["body", "text"], "msg": "String should have at least 1 character"}]})
         elif route.request.url.endswith("/handoffs"):
             route.fulfill(json=[{"id": 7}])
         else:
             route.fulfill(json=bare)
 
-    with serve_in_thread(app, name="the console") as url:
-        page = browser.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.route("**/api/v1/handoffs**", answer)
-        connect(page, url, "anna")
-        page.locator("#list button").click()
-        expect(page.locator("#detail-title")).to_have_text("Order — · waiting")
-        expect(page.locator("#transcript li")).to_have_count(2)
-        expect(page.locator("#order")).to_contain_text("Booked—")
-        page.click("#claim")
-        expect(page.locator("#error")).to_have_text(
-            "Could not claim: agent: String should have at least 1 character")
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.route("**/console/api/handoffs**", answer)
+    connect(page, api_url, "anna")
+    page.locator("#list button").click()
+    expect(page.locator("#detail-title")).to_have_text("Order — · waiting")
+    expect(page.locator("#transcript li")).to_have_count(2)
+    expect(page.locator("#order")).to_contain_text("Booked—")
+    page.click("#claim")
+    expect(page.locator("#error")).to_have_text(
+        "Could not claim: text: String should have at least 1 character")
     assert not problems
