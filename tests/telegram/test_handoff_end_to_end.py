@@ -204,8 +204,8 @@ async def test_an_agent_in_the_browser_answers_a_customer_on_the_emulator(
     number, token = token_of(demo, "de")
     customer = Customer(emulator, chat_id=7200, language="de")
     try:
-        while not server.started:  # uvicorn offers no event to wait on
-            await asyncio.sleep(0.05)  # noqa: ASYNC110
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await asyncio.sleep(0.05)
         await customer.link(token)
         await customer.say(ASK_FOR_A_PERSON["de"])
         await customer.reply()
