@@ -25,13 +25,14 @@ from bot.channels.live_location import LiveLocations
 from bot.channels.telegram import TelegramBot, TelegramChannel
 from bot.channels.terminal import TerminalChannel, chat_loop, order_id_of, stdout_writer
 from bot.metrics import NluMetrics
-from bot.pushes.decide import decide
+from bot.pushes.decide import decide, push_rules
 from bot.pushes.scheduler import build_scheduler
 from bot.pushes.sender import Sender
 from bot.pushes.webhook import WebhookSender
 from bot.services import Services
 from bot.settings import Settings
 from bot.simulation import demo_clock, play_day
+from bot.waitlist import run_waitlist
 from nlu.client import NluClient
 from nlu.commands import free_port
 from nlu.project import RasaServer, train
@@ -165,9 +166,13 @@ async def running_service(
         live = LiveLocations(services, telegram.application.bot) if telegram else None
 
         async def order_changed(order_id: int) -> None:
-            # A dispatch event is decided at once, not at the next tick.
-            if await run_in_threadpool(decide, services, now=services.clock(),
-                                       order_ids=[order_id]) and sender is not None:
+            # A dispatch event is decided at once, not at the next tick; a window it freed
+            # goes to the waitlist at once too.
+            now = services.clock()
+            told = await run_in_threadpool(decide, services, now=now, order_ids=[order_id])
+            told += await run_in_threadpool(run_waitlist, services, now=now,
+                                            rules=push_rules(settings))
+            if told and sender is not None:
                 sender.wake.set()
             if live is not None:
                 await live.order_changed(order_id)

@@ -38,7 +38,7 @@ from storage.orders import get_order, next_decision_at
 PREFIX = "replay:"
 METHODS = frozenset({"GET", "PUT", "POST"})
 # Pushes whose payload carries a window (and ETA) the customer was told.
-WINDOW_KINDS = frozenset({"window_narrowed", "delayed"})
+WINDOW_KINDS = frozenset({"window_narrowed", "delayed", "waitlist_offer"})
 
 
 class ReplayError(Exception):

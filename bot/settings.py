@@ -122,6 +122,10 @@ class HandoffSettings(BaseModel):
         return value
 
 
+class WaitlistSettings(BaseModel):
+    hold_minutes: int = Field(15, ge=1, le=24 * 60)  # a freed window is held this long
+
+
 LogFormat = Literal["text", "json"]
 
 
@@ -180,6 +184,7 @@ class Settings(BaseSettings):
     prediction: PredictionSettings = PredictionSettings()
     logging: LoggingSettings = LoggingSettings()
     handoff: HandoffSettings = HandoffSettings()
+    waitlist: WaitlistSettings = WaitlistSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,8 +23,11 @@ from dialogues.model import (
     CommandFailed,
     Conversation,
     Incoming,
+    JoinWaitlist,
+    LeaveWaitlist,
     OpenHandoff,
     OrderView,
+    PassWaitlistOffer,
     Reply,
     Rules,
     SaveNote,
@@ -33,9 +37,11 @@ from dialogues.model import (
     SlotView,
     State,
     Step,
+    TakeWaitlistOffer,
 )
 from dialogues.texts import Texts
 from locales import LANGUAGES, load_catalog
+from storage import waitlist
 from storage.chats import get_chat, load_conversation, save_conversation, set_notifications
 from storage.db import transaction
 from storage.errors import ConversationConflict, SlotNotFound, SlotTaken
@@ -58,6 +64,7 @@ def rules_of(services: Services) -> Rules:
         offer_slots=rules.offer_slots,
         offer_validity=timedelta(minutes=rules.offer_validity_minutes),
         idle_reset=timedelta(hours=rules.conversation_idle_hours),
+        waitlist_hold=timedelta(minutes=services.settings.waitlist.hold_minutes),
     )
 
 
@@ -123,6 +130,7 @@ def order_view(session: Session, *, order: Order, services: Services, now: datet
         arrived_at=order.arrived_at,
         finished_at=order.finished_at,
         monthly_fee_cents=order.monthly_fee_cents,
+        on_waitlist=waitlist.open_entry(session, order_id=order.id) is not None,
         load_prediction=lambda: predict_for_order(session, order=order, services=services,
                                                   now=now),
         load_free_slots=load_free_slots,
@@ -140,6 +148,7 @@ def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat |
                       reason="moved by the customer in the chat", now=now)
         case CancelVisit(reason):
             cancel_order(session, order=order, changed_by="customer", reason=reason, now=now)
+            waitlist.leave(session, order_id=order.id, now=now)
         case SaveNote(text):
             add_note(session, order_id=order.id, text=text, now=now)
         case OpenHandoff(reason):
@@ -154,6 +163,15 @@ def _carry_out(session: Session, command: Command, *, order: Order, chat: Chat |
         case SetNotifications(enabled):
             if chat is not None:
                 set_notifications(session, chat=chat, enabled=enabled)
+        case JoinWaitlist(before, part):
+            waitlist.join(session, order=order, before=before, part=part, now=now)
+        case LeaveWaitlist():
+            waitlist.leave(session, order_id=order.id, now=now)
+        case TakeWaitlistOffer(offer_id):
+            waitlist.take(session, offer_id=offer_id, order_id=order.id, now=now)
+        case PassWaitlistOffer(offer_id):
+            with suppress(waitlist.HoldGone):  # it ran out anyway: nothing left to pass on
+                waitlist.pass_on(session, offer_id=offer_id, order_id=order.id, now=now)
 
 
 @dataclass(frozen=True)
@@ -238,6 +256,9 @@ def _apply(session: Session, result: Step, decide: Callable[..., Step],
         except (SlotTaken, SlotNotFound):
             fresh = order_view(session, order=order, services=services, now=now)
             return decide(conversation, CommandFailed(command, "slot_taken"), fresh, now)
+        except waitlist.HoldGone:
+            fresh = order_view(session, order=order, services=services, now=now)
+            return decide(conversation, CommandFailed(command, "hold_gone"), fresh, now)
     return result
 
 

@@ -20,8 +20,11 @@ from dialogues.model import (
     CommandFailed,
     Conversation,
     Incoming,
+    JoinWaitlist,
+    LeaveWaitlist,
     OpenHandoff,
     OrderView,
+    PassWaitlistOffer,
     Prediction,
     Reply,
     Rules,
@@ -32,10 +35,11 @@ from dialogues.model import (
     SlotView,
     State,
     Step,
+    TakeWaitlistOffer,
     TextMessage,
 )
 from dialogues.texts import Texts
-from dialogues.when import parse_pick, parse_wish
+from dialogues.when import Wish, parse_pick, parse_wish
 from nlu.types import NOT_UNDERSTOOD
 
 LANGUAGE_NAMES = {"de": "Deutsch", "en": "English", "tr": "Türkçe", "ru": "Русский",
@@ -95,14 +99,15 @@ def kind_of(incoming: Incoming) -> tuple[str, str]:
         return "failed", incoming.reason
     if isinstance(incoming, ButtonPress):
         prefix, _, rest = incoming.payload.partition(":")
-        return {"s": "slot_button", "y": "yes", "n": "no", "r": "rating", "l": "language_button",
-                "m": "menu", "h": "handoff_button"}.get(prefix, "forged"), rest
+        return BUTTON_KINDS.get(prefix, "forged"), rest
     number = _BARE_NUMBER.match(incoming.text)
     if number:
         return "number", number.group(1).translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789"))
     return incoming.parsed.intent, ""
 
 
+BUTTON_KINDS = {"s": "slot_button", "y": "yes", "n": "no", "r": "rating", "l": "language_button",
+                "m": "menu", "h": "handoff_button", "w": "waitlist_button"}
 MENU_KINDS = {"status": "ask_status", "move": "reschedule", "cancel": "cancel",
               "human": "human_handoff", "help": "help", "keep": "keep", "later": "deny",
               "notify_on": "notifications_on", "language": "change_language"}
@@ -256,11 +261,19 @@ def bookable(ctx: Context) -> list[SlotView]:
             if s.start > earliest and s.id != ctx.order.slot_id]
 
 
+def wants_earlier(ctx: Context) -> bool:
+    """Say whether the customer asked for an earlier window than the booked one."""
+    return (isinstance(ctx.incoming, TextMessage)
+            and ctx.incoming.parsed.entity("timing") == "earlier")
+
+
 def reschedule(ctx: Context) -> Step:
     """Offer free windows, or jump to the day the customer named."""
     refusal = refusal_to_move(ctx)
     if refusal:
         return ctx.step(Reply(refusal, ((Button(ctx.t("Talk to a person"), "m:human"),),)))
+    if wants_earlier(ctx) and ctx.order.window_start is not None:
+        return earlier(ctx)
     slots = bookable(ctx)
     wish = parse_wish(ctx.text, language=ctx.t.language, now=ctx.now, zone=ctx.zone)
     if not wish.empty:
@@ -273,9 +286,13 @@ def reschedule(ctx: Context) -> Step:
             return offer(ctx, slots, ctx.t("Sorry, there is no free window at that time. "
                                            "The next free windows are:"))
     if not slots:
+        person = (Button(ctx.t("Talk to a person"), "m:human"),)
         return ctx.step(Reply(ctx.t("Sorry, there is no free window in the next {days} days. "
                                     "A colleague can look for a solution with you.",
-                                    days=14), ((Button(ctx.t("Talk to a person"), "m:human"),),)))
+                                    days=14),
+                              (join_button(ctx), person)
+                              if ctx.order.window_start and not ctx.order.on_waitlist
+                              else (person,)))
     return offer(ctx, slots, ctx.t("Which window suits you? Tap one or write its number, or "
                                    "a day and time like “Thursday afternoon”."))
 
@@ -285,9 +302,12 @@ def offer(ctx: Context, slots: list[SlotView], intro: str) -> Step:
     shown = slots[: ctx.rules.offer_slots]
     offer_id = int(ctx.conversation.data.get("offer_seq", 0)) + 1
     lines = [intro] + [f"{i}. {ctx.t.window(s.start, s.end)}" for i, s in enumerate(shown, 1)]
-    buttons = tuple((Button(f"{i}. {ctx.t.window(s.start, s.end)}", f"s:{offer_id}:{i}"),)
-                    for i, s in enumerate(shown, 1))
+    buttons: tuple[tuple[Button, ...], ...] = tuple(
+        (Button(f"{i}. {ctx.t.window(s.start, s.end)}", f"s:{offer_id}:{i}"),)
+        for i, s in enumerate(shown, 1))
     buttons += ((Button(ctx.t("None of these"), "m:later"),),)
+    if ctx.order.window_start is not None and not ctx.order.on_waitlist:
+        buttons += (join_button(ctx),)
     stored = {"id": offer_id, "at": ctx.now.isoformat(),
               "slots": [[s.id, s.start.isoformat(), s.end.isoformat()] for s in shown],
               "after": shown[-1].start.isoformat()}
@@ -375,8 +395,84 @@ def book(ctx: Context) -> Step:
     slot_id, start, end = ctx.conversation.data["chosen"]
     window = ctx.t.window(datetime.fromisoformat(start), datetime.fromisoformat(end))
     return ctx.step(Reply(ctx.t("Done: your visit is now booked for {window}. I will remind you "
-                                "the evening before.", window=window), ctx.menu()),
+                                "the evening before.", window=window),
+                          (join_button(ctx), *ctx.menu())),
                     commands=(BookSlot(slot_id),), offer=None, chosen=None)
+
+
+# The waitlist for an earlier window -----------------------------------------------------------
+
+
+def join_button(ctx: Context) -> tuple[Button, ...]:
+    """Return the button that asks for an earlier window when one frees up."""
+    return (Button(ctx.t("Earlier, if one frees up"), "w:join"),)
+
+
+def earlier(ctx: Context) -> Step:
+    """Offer the free windows before the booked one, or wait for one to free up."""
+    assert ctx.order.window_start is not None
+    wish = parse_wish(ctx.text, language=ctx.t.language, now=ctx.now, zone=ctx.zone)
+    before = ctx.order.window_start
+    if wish.day is not None:  # "earlier, before Friday": the named day is the last one
+        last = datetime.combine(wish.day + timedelta(days=1), datetime.min.time(), ctx.zone)
+        before = min(before, last)
+    part = Wish(part=wish.part) if wish.part else None
+    slots = [s for s in bookable(ctx)
+             if s.start < before and (part is None or part.admits(s, ctx.zone))]
+    if slots:
+        return offer(ctx, slots, ctx.t("These earlier windows are free now:"))
+    return join_waitlist(ctx, before, wish.part, ctx.t(
+        "No earlier window is free right now."))
+
+
+def join_waitlist(ctx: Context, before: datetime, part: str | None, lead: str | None = None
+                  ) -> Step:
+    """Put the visit on the waitlist and say what happens when a window frees up."""
+    minutes = int(ctx.rules.waitlist_hold.total_seconds() // 60)
+    lines = [lead] if lead else []
+    lines.append(ctx.t.plural(
+        "I have put you on the waitlist for an earlier window. When one frees up, I will "
+        "send it to you here and hold it for you for {count} minute.",
+        "I have put you on the waitlist for an earlier window. When one frees up, I will "
+        "send it to you here and hold it for you for {count} minutes.", minutes))
+    if part is not None:
+        lines.append(ctx.t("Only windows in the {part} count.", part=ctx.t(PART_NAMES[part])))
+    return ctx.step(Reply("\n".join(lines), ((Button(ctx.t("Leave the waitlist"), "w:leave"),),
+                                              *ctx.menu())),
+                    commands=(JoinWaitlist(before, part),), offer=None)
+
+
+# The parts of the day as the customer is told them (the words are translated).
+PART_NAMES = {"morning": "morning", "midday": "middle of the day", "afternoon": "afternoon",
+              "evening": "evening"}
+
+
+def waitlist_button(ctx: Context) -> Step:
+    """Join or leave the waitlist, or take or pass a window held for the customer."""
+    action, _, offer_id = ctx.argument.partition(":")
+    if action == "join":
+        refusal = refusal_to_move(ctx)
+        if refusal or ctx.order.window_start is None:
+            return ctx.step(Reply(refusal or ctx.t(
+                "Your visit is not scheduled yet. Tap “Move the visit” to choose an "
+                "appointment."), ((Button(ctx.t("Talk to a person"), "m:human"),),)))
+        return join_waitlist(ctx, ctx.order.window_start, None)
+    if action == "leave":
+        return ctx.step(Reply(ctx.t("You are no longer on the waitlist. Your visit stays as "
+                                    "booked."), ctx.menu()), commands=(LeaveWaitlist(),))
+    held = ctx.conversation.data.get("waitlist_offer") or {}
+    if not offer_id.isdigit() or str(held.get("id")) != offer_id or action not in (
+            "take", "pass"):
+        return expired(ctx)
+    if action == "pass":
+        return ctx.step(Reply(ctx.t("All right, your visit stays as booked. You stay on the "
+                                    "waitlist."), ctx.menu()),
+                        commands=(PassWaitlistOffer(int(offer_id)),), waitlist_offer=None)
+    window = ctx.t.window(datetime.fromisoformat(held["start"]),
+                          datetime.fromisoformat(held["end"]))
+    return ctx.step(Reply(ctx.t("Done: your visit is now booked for {window}. I will remind you "
+                                "the evening before.", window=window), ctx.menu()),
+                    commands=(TakeWaitlistOffer(int(offer_id)),), waitlist_offer=None)
 
 
 def decline_slot(ctx: Context) -> Step:
@@ -392,6 +488,10 @@ def decline_slot(ctx: Context) -> Step:
 
 def command_failed(ctx: Context) -> Step:
     """Answer truthfully when a booking or another command did not go through."""
+    if ctx.argument == "hold_gone":
+        return ctx.step(Reply(ctx.t("Sorry, this window is no longer held for you. Your visit "
+                                    "has not been moved, and you stay on the waitlist."),
+                              ctx.menu()))
     if ctx.argument == "slot_taken":
         slots = bookable(ctx)
         intro = ctx.t("Sorry, someone else has just booked that window. Your visit has not "
@@ -745,5 +845,5 @@ INTENTS: dict[str, Handler] = {
     NOT_UNDERSTOOD: not_understood, "number": number_outside_offer, "rating": feedback,
     "slot_button": pick_by_button, "yes": expired, "no": expired, "forged": expired,
     "language_button": language_button, "keep": keep, "failed": command_failed,
-    "handoff_button": handoff_button,
+    "handoff_button": handoff_button, "waitlist_button": waitlist_button,
 }

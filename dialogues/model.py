@@ -75,6 +75,7 @@ class OrderView:
     arrived_at: datetime | None = None
     finished_at: datetime | None = None
     monthly_fee_cents: int | None = None
+    on_waitlist: bool = False  # waiting for an earlier window
     # Read on demand, in the turn's transaction: most turns ("danke", "hallo") need neither
     # the route's prediction nor the region's free windows, the dearest reads of a turn.
     load_prediction: Callable[[], Prediction | None] = field(
@@ -111,6 +112,7 @@ class Rules:
     offer_slots: int = 4
     offer_validity: timedelta = timedelta(minutes=30)
     idle_reset: timedelta = timedelta(hours=6)
+    waitlist_hold: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,33 @@ class OpenHandoff:
 
 
 @dataclass(frozen=True)
+class JoinWaitlist:
+    """Wait for an earlier window: before this moment, in this part of the day if named."""
+
+    before: datetime
+    part: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaveWaitlist:
+    """Stop waiting for an earlier window."""
+
+
+@dataclass(frozen=True)
+class TakeWaitlistOffer:
+    """Book the window held for the customer by a waitlist offer."""
+
+    offer_id: int
+
+
+@dataclass(frozen=True)
+class PassWaitlistOffer:
+    """Let the held window go to the next customer who waits."""
+
+    offer_id: int
+
+
+@dataclass(frozen=True)
 class SaveRating:
     stars: int | None
     text: str | None
@@ -206,6 +235,7 @@ class SetNotifications:
 
 Command = (
     BookSlot | CancelVisit | SaveNote | OpenHandoff | SaveRating | SetLanguage | SetNotifications
+    | JoinWaitlist | LeaveWaitlist | TakeWaitlistOffer | PassWaitlistOffer
 )
 
 

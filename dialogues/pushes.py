@@ -136,6 +136,19 @@ def handoff_timeout(ctx: Context, payload: dict[str, Any]) -> Step:
     return ctx.step(handoff_texts.timed_out(ctx.t))
 
 
+def waitlist_offer(ctx: Context, payload: dict[str, Any]) -> Step:
+    """An earlier window freed up and is held for the customer: take it with one tap."""
+    offer_id = int(payload["offer"])
+    text = ctx.t("Good news: an earlier window has become free: {window}. I am holding it for "
+                 "you until {time}. Tap to take it.",
+                 window=ctx.t.window(_when(payload, "from"), _when(payload, "to"), ctx.now),
+                 time=ctx.t.time(_when(payload, "until")))
+    return ctx.step(Reply(text, ((Button(ctx.t("Take it"), f"w:take:{offer_id}"),
+                                  Button(ctx.t("No, thanks"), f"w:pass:{offer_id}")),)),
+                    waitlist_offer={"id": offer_id, "start": payload["from"],
+                                    "end": payload["to"]})
+
+
 # Pushes of a handoff: sent to the one chat that was handed over, even with pushes turned off.
 HANDOFF_KINDS = frozenset({"handoff_claimed", "agent_message", "handoff_closed",
                            "handoff_timeout"})
@@ -146,6 +159,7 @@ RENDERERS: dict[str, Callable[[Context, dict[str, Any]], Step]] = {
     "rescheduled": rescheduled, "rating_request": rating_request, "missed_visit": missed_visit,
     "handoff_claimed": handoff_claimed, "agent_message": agent_message,
     "handoff_closed": handoff_closed, "handoff_timeout": handoff_timeout,
+    "waitlist_offer": waitlist_offer,
 }
 
 

@@ -123,6 +123,8 @@ class CapacitySlot(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime)
     capacity: Mapped[int] = mapped_column(Integer)
     booked: Mapped[int] = mapped_column(Integer, default=0)
+    # Places held for a waitlisted customer while their offer runs: free for nobody else.
+    held: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Order(Base):
@@ -369,6 +371,54 @@ class WebhookDelivery(Base):
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # attempts exhausted
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WaitlistStatus(enum.StrEnum):
+    WAITING = "waiting"  # for an earlier window that fits
+    OFFERED = "offered"  # one is held for the customer right now
+    DONE = "done"  # moved to an earlier window (by the offer, or otherwise)
+    LEFT = "left"  # the customer left the list, or the visit ended
+
+
+class WaitlistEntry(Base):
+    """A visit whose customer wants an earlier window if one frees up."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        Index("ix_waitlist_entries_status_queued_at", "status", "queued_at"),
+        # One entry per order while it waits: asking again changes its wishes.
+        Index("uq_waitlist_entries_open_order", "order_id", unique=True,
+              sqlite_where=text("status IN ('waiting', 'offered')"),
+              postgresql_where=text("status IN ('waiting', 'offered')")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=WaitlistStatus.WAITING)
+    before: Mapped[datetime] = mapped_column(UTCDateTime)  # only windows starting before this
+    part: Mapped[str | None] = mapped_column(String(16))  # morning | midday | afternoon | evening
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Its place in line: when it joined, or when it last let a held window go (then it goes
+    # behind those who waited meanwhile).
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WaitlistOffer(Base):
+    """One held place offered to one waiting customer, until it is taken or runs out."""
+
+    __tablename__ = "waitlist_offers"
+    __table_args__ = (Index("ix_waitlist_offers_status_expires_at", "status", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("waitlist_entries.id", ondelete="CASCADE"), index=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("capacity_slots.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # held | taken | expired | passed | void
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Rating(Base):

@@ -36,10 +36,10 @@ def put_capacity(
     for key, slot in existing.items():
         if key in wanted:
             continue
-        if slot.booked == 0:
+        if slot.booked + slot.held == 0:
             session.execute(delete(CapacitySlot).where(CapacitySlot.id == slot.id))
         else:
-            slot.capacity = slot.booked
+            slot.capacity = slot.booked + slot.held
     result = []
     for key, fields in wanted.items():
         found = existing.get(key)
@@ -71,7 +71,7 @@ def free_slots(
             CapacitySlot.region == region,
             CapacitySlot.start > after,
             CapacitySlot.start < until,
-            CapacitySlot.booked < CapacitySlot.capacity,
+            CapacitySlot.booked + CapacitySlot.held < CapacitySlot.capacity,
         )
         .order_by(CapacitySlot.start)
         .limit(limit)
@@ -94,8 +94,12 @@ def book_slot(
     changed_by: str,
     reason: str | None,
     now: datetime,
+    held: bool = False,
 ) -> Order:
-    """Book the slot for the order if a place remains and free the old one, all or nothing."""
+    """Book the slot for the order if a place remains and free the old one, all or nothing.
+
+    `held`: the place is one held for this order by a waitlist offer, not a free one.
+    """
     with session.begin_nested():
         order = lock_order(session, order_id=order_id)
         if order.slot_id == slot_id:
@@ -104,7 +108,7 @@ def book_slot(
         # Touch the slot rows in id order so two moves in opposite directions cannot deadlock.
         for touched in sorted({slot_id} | ({old_slot_id} if old_slot_id is not None else set())):
             if touched == slot_id:
-                _take_place(session, slot_id=slot_id, now=now)
+                _take_place(session, slot_id=slot_id, now=now, held=held)
             else:
                 session.execute(
                     update(CapacitySlot)
@@ -128,17 +132,18 @@ def book_slot(
     return order
 
 
-def _take_place(session: Session, *, slot_id: int, now: datetime) -> None:
+def _take_place(session: Session, *, slot_id: int, now: datetime, held: bool = False) -> None:
     # One conditional UPDATE: the database decides who gets the last place, on SQLite (write
-    # lock) and PostgreSQL (row lock, WHERE re-checked after the wait) alike.
+    # lock) and PostgreSQL (row lock, WHERE re-checked after the wait) alike. A place held for
+    # a waitlisted customer is theirs: nobody else's booking may take it.
+    room = (CapacitySlot.held > 0 if held
+            else CapacitySlot.booked + CapacitySlot.held < CapacitySlot.capacity)
+    values = ({"booked": CapacitySlot.booked + 1, "held": CapacitySlot.held - 1} if held
+              else {"booked": CapacitySlot.booked + 1})
     result = session.execute(
         update(CapacitySlot)
-        .where(
-            CapacitySlot.id == slot_id,
-            CapacitySlot.booked < CapacitySlot.capacity,
-            CapacitySlot.start > now,
-        )
-        .values(booked=CapacitySlot.booked + 1)
+        .where(CapacitySlot.id == slot_id, room, CapacitySlot.start > now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from bot import handoffs
 from bot.arrivals import predict_for_order
 from bot.services import Services
+from bot.waitlist import waitlist_json
 from storage.models import Handoff, Notification, Order
 from storage.orders import appointment_history, get_order_by_id
 from storage.records import notes_of_order
@@ -71,6 +72,7 @@ def order_json(
              "by": c.changed_by, "reason": c.reason, "at": _iso(c.at, zone)}
             for c in appointment_history(session, order_id=order.id)
         ],
+        "waitlist": waitlist_json(session, order=order, zone=zone),
         "notifications": [
             {"kind": n.kind, "status": n.status, "attempts": n.attempts,
              "created_at": _iso(n.created_at, zone), "sent_at": _iso(n.sent_at, zone)}

@@ -9,8 +9,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.concurrency import run_in_threadpool
 
 from bot.handoffs import tell_overdue
-from bot.pushes.decide import decide
+from bot.pushes.decide import decide, push_rules
 from bot.services import Services
+from bot.waitlist import run_waitlist
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ def build_scheduler(services: Services, *, wake_sender: Callable[[], None],
             now = services.clock()
             enqueued = await run_in_threadpool(decide, services, now=now, order_ids=order_ids)
             enqueued += await run_in_threadpool(tell_overdue, services, now=now)
+            enqueued += await run_in_threadpool(run_waitlist, services, now=now,
+                                                rules=push_rules(services.settings))
         except Exception:
             log.exception("the push tick failed; the next one tries again")
             services.metrics.errors.labels("scheduler").inc()
