@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.channels.base import TryLater
+from bot.chats import delete
 from bot.handoffs import tell_overdue
 from bot.pushes.sender import Sender
 from bot.services import Services
@@ -19,7 +20,7 @@ from dialogues.model import ButtonPress, Reply, TextMessage
 from nlu.types import Entity, Parsed
 from storage.chats import ensure_chat, link_chat
 from storage.db import transaction
-from storage.models import Handoff, Notification, Order
+from storage.models import Handoff, HandoffMessage, Notification, Order
 from tests.conftest import NOW
 from tests.factories import make_order, make_technician
 
@@ -277,3 +278,34 @@ def test_bad_agent_input_gets_a_4xx_that_names_the_field(
     assert blank.status_code == 422 and blank.json()["detail"][0]["loc"][-1] == "text"
     with transaction(services.sessions) as session:
         assert session.get(Order, order_id) is not None
+
+
+def test_the_expected_wait_comes_from_recent_claims(
+    services: Services, clock: Clock, order_id: int, api: TestClient
+) -> None:
+    for n, minutes in enumerate([4, 6, 10]):
+        with transaction(services.sessions) as session:
+            order = make_order(session, number=f"4200000{n}")
+            link_chat(session, chat=ensure_chat(session, chat_key=f"tg:70{n}",
+                                                telegram_chat_id=700 + n, now=clock.now),
+                      order=order)
+            other = order.id
+        run_turn(services, chat_key=f"tg:70{n}", order_id=other,
+                 incoming=say("human_handoff", "einen menschen bitte"), fallback_language="de")
+        clock.now += timedelta(minutes=minutes)
+        handoff = api.get("/api/v1/handoffs", params={"status": "waiting"}).json()[0]["id"]
+        api.post(f"/api/v1/handoffs/{handoff}/claim", json={"agent": "anna"})
+    reply = turn(services, order_id, say("human_handoff", "ich will einen menschen"))[0].text
+    assert "etwa 6 Minuten" in reply  # the median of 4, 6 and 10
+
+
+def test_deleting_the_chat_closes_the_handoff_and_forgets_its_messages(
+    services: Services, clock: Clock, order_id: int
+) -> None:
+    turn(services, order_id, say("human_handoff", "ich will einen menschen"))
+    turn(services, order_id, say("leave_note", "meine nummer ist 0171 1234567"))
+    delete(services, chat_key=CHAT, confirmed=True)
+    with transaction(services.sessions) as session:
+        handoff = session.query(Handoff).one()
+        assert handoff.status == "closed" and handoff.chat_key is None
+        assert session.query(HandoffMessage).count() == 0
