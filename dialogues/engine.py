@@ -436,15 +436,16 @@ def join_waitlist(ctx: Context, before: datetime, part: str | None, lead: str | 
         "I have put you on the waitlist for an earlier window. When one frees up, I will "
         "send it to you here and hold it for you for {count} minutes.", minutes))
     if part is not None:
-        lines.append(ctx.t("Only windows in the {part} count.", part=ctx.t(PART_NAMES[part])))
+        lines.append(ctx.t("Only windows in the {part} count.", part=part_name(ctx.t, part)))
     return ctx.step(Reply("\n".join(lines), ((Button(ctx.t("Leave the waitlist"), "w:leave"),),
                                               *ctx.menu())),
                     commands=(JoinWaitlist(before, part),), offer=None)
 
 
-# The parts of the day as the customer is told them (the words are translated).
-PART_NAMES = {"morning": "morning", "midday": "middle of the day", "afternoon": "afternoon",
-              "evening": "evening"}
+def part_name(t: Texts, part: str) -> str:
+    """Say a part of the day in the customer's language."""
+    return {"morning": t("morning"), "midday": t("middle of the day"),
+            "afternoon": t("afternoon"), "evening": t("evening")}[part]
 
 
 def waitlist_button(ctx: Context) -> Step:

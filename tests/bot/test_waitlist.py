@@ -222,3 +222,21 @@ def test_earlier_in_words_offers_a_free_earlier_window_or_waits(
     offered = run_turn(services, chat_key=waiter_chat, order_id=waiter_order,
                        incoming=earlier, fallback_language="de")[0]
     assert sum(b.payload.startswith("s:") for b in offered.flat_buttons) == FREED - 1
+
+
+def test_no_offer_at_night_nor_to_a_customer_who_stopped_the_messages(
+    services: Services, clock: Clock, world: World
+) -> None:
+    cancel_all(services, world)
+    day = clock.now
+    clock.now = day.replace(hour=21, minute=30)  # 22:30 in Berlin: quiet hours
+    assert tick(services, clock) == 0
+    clock.now = day
+    first_order, first_chat = world.waiters[0]
+    run_turn(services, chat_key=first_chat, order_id=first_order,
+             incoming=TextMessage("keine nachrichten mehr", Parsed("stop_notifications", 0.9,
+                                                                  (), "de")),
+             fallback_language="de")
+    assert tick(services, clock) == FREED
+    assert first_order not in held(services).values()
+    assert world.waiters[FREED][0] in held(services).values()

@@ -13,15 +13,19 @@ from dialogues.model import (
     CancelVisit,
     CommandFailed,
     Conversation,
+    JoinWaitlist,
+    LeaveWaitlist,
     OpenHandoff,
+    PassWaitlistOffer,
     Prediction,
     SaveNote,
     SaveRating,
     SetLanguage,
     SetNotifications,
     State,
+    TakeWaitlistOffer,
 )
-from nlu.types import NOT_UNDERSTOOD
+from nlu.types import NOT_UNDERSTOOD, Entity
 from tests.conftest import NOW
 from tests.dialogues.factories import TOMORROW_9, make_view, run, said, tap
 
@@ -61,7 +65,7 @@ def test_reschedule_offers_numbered_slots_as_text_and_buttons() -> None:
     assert result.conversation.state == State.CHOOSING_SLOT
     assert reply.text.count("\n") == 4  # intro + four windows
     assert [b.payload for b in reply.flat_buttons] == ["s:1:1", "s:1:2", "s:1:3", "s:1:4",
-                                                      "m:later"]
+                                                      "m:later", "w:join"]
     # The booked window (slot 100) and windows inside the cut-off are never offered.
     assert "9:00" not in reply.text.splitlines()[1]
 
@@ -154,10 +158,10 @@ def test_slot_taken_between_offer_and_confirm_is_answered_truthfully() -> None:
     assert answer.commands == ()
 
 
-def test_no_free_slots_in_the_horizon_offers_a_person() -> None:
+def test_no_free_slots_in_the_horizon_offers_the_waitlist_and_a_person() -> None:
     result = run(FRESH, said("reschedule"), make_view(free_slots=()))
     assert "no free window" in result.replies[0].text
-    assert result.replies[0].flat_buttons[0].payload == "m:human"
+    assert [b.payload for b in result.replies[0].flat_buttons] == ["w:join", "m:human"]
 
 
 @pytest.mark.parametrize("view_change", [
@@ -311,3 +315,29 @@ def test_the_language_of_the_message_wins_and_is_stored() -> None:
     result = run(Conversation(language="de"), said("greet", "merhaba", language="tr"))
     assert result.conversation.language == "tr"
     assert SetLanguage("tr") in result.commands
+
+
+def test_earlier_offers_only_windows_before_the_booked_one_or_waits() -> None:
+    earlier = said("reschedule", "anything earlier, in the morning?")
+    earlier = replace(earlier, parsed=replace(earlier.parsed, entities=(
+        Entity("timing", "earlier"),)))
+    view = make_view(window_start=TOMORROW_9 + timedelta(days=2),
+                     window_end=TOMORROW_9 + timedelta(days=2, hours=2))
+    offered = run(FRESH, earlier, view)
+    starts = [s[1] for s in offered.conversation.data["offer"]["slots"]]
+    assert starts and all(start < view.window_start.isoformat() for start in starts)
+    waiting = run(FRESH, earlier, make_view())  # booked tomorrow 9:00: nothing earlier fits
+    joined = waiting.commands[0]
+    assert isinstance(joined, JoinWaitlist) and joined.part == "morning"
+    assert waiting.replies[0].flat_buttons[0].payload == "w:leave"
+
+
+def test_a_held_window_is_taken_or_passed_only_from_its_own_offer() -> None:
+    held = replace(FRESH, data={"waitlist_offer": {"id": 7, "start": TOMORROW_9.isoformat(),
+                                                   "end": (TOMORROW_9 + timedelta(hours=2))
+                                                   .isoformat()}})
+    assert run(held, tap("w:take:7")).commands == (TakeWaitlistOffer(7),)
+    assert run(held, tap("w:pass:7")).commands == (PassWaitlistOffer(7),)
+    assert run(held, tap("w:take:8")).commands == ()  # a forged or old offer
+    assert run(FRESH, tap("w:take:7")).commands == ()
+    assert run(FRESH, tap("w:leave")).commands == (LeaveWaitlist(),)
