@@ -42,6 +42,7 @@ class FakeBotApi:
         self.random = random.Random(seed)  # reproducible faults
         self.window: deque[float] = deque()
         self.accepted: list[tuple[float, int]] = []  # (monotonic time, chat id)
+        self.texts: dict[int, list[str]] = {}  # what each chat was sent, in order
         self.refused: Counter[int] = Counter()  # by status code
         self.refused_at: list[float] = []
         self.requests = 0
@@ -82,6 +83,7 @@ class FakeBotApi:
             return self._too_many(now)
         self.last_to_chat[chat] = now
         self.accepted.append((now, chat))
+        self.texts.setdefault(chat, []).append(str(form.get("text", "")))
         return JSONResponse({"ok": True, "result": {
             "message_id": len(self.accepted), "date": int(time.time()),
             "chat": {"id": chat, "type": "private"}, "text": str(form.get("text", ""))}})
