@@ -8,7 +8,7 @@ export TECHBOT_CACHE_DIR := $(CACHE)
 # The PostgreSQL tests use the server on this machine when it answers (CI's case).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test setup venv rasa model catalogs messages emulator browser lint typecheck clean
+.PHONY: demo test setup venv rasa model catalogs messages emulator browser loadbalancer lint typecheck clean
 
 # The demo itself needs no Node.js; the emulator is for the benchmarks the README names after it.
 demo: setup model
@@ -18,7 +18,7 @@ demo: setup model
 	$(BIN)/techbot seed demo
 	$(BIN)/techbot demo
 
-test: setup model emulator browser
+test: setup model emulator browser loadbalancer
 	@if [ -z "$$TECHBOT_TEST_DATABASE_URL" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  export TECHBOT_TEST_DATABASE_URL=$(PG_TEST_URL); fi; \
 	$(BIN)/ruff check . && $(BIN)/mypy && \
@@ -57,6 +57,10 @@ emulator:
 # Debian's Chromium for the agent console's browser test (Playwright downloads no browser here).
 browser:
 	@scripts/browser-install.sh
+
+# Debian's HAProxy for the replicas test: three `techbot run` behind one address.
+loadbalancer:
+	@scripts/loadbalancer-install.sh
 
 lint:
 	$(BIN)/ruff check .

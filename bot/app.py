@@ -181,7 +181,10 @@ async def running_service(
 
         async def readiness() -> dict[str, bool]:
             # Telegram off is no reason to keep traffic away: the ops API still serves.
-            return {"nlu": await _answers(url), "telegram": started["telegram"]}
+            # A parse that came back recently says the NLU answers; asking it again would
+            # queue behind the burst that keeps it busy and mark every replica unready at once.
+            nlu = client.answered_within(NLU_RECENT_SECONDS) or await _answers(url)
+            return {"nlu": nlu, "telegram": started["telegram"]}
 
         api = build_api(services, webhook=webhook, on_order_changed=order_changed,
                         on_position=live.technician_moved if live else None,
@@ -228,6 +231,9 @@ async def serve(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the service in a fresh event loop."""
     asyncio.run(serve(settings))
+
+
+NLU_RECENT_SECONDS = 30.0
 
 
 async def _answers(url: str) -> bool:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from types import FrameType
 
+from bot.entry import stop_before_start
 from bot.settings import LogFormat, Settings, SettingsError, load_settings
 from nlu.project import NluSetupError
 
@@ -112,15 +112,10 @@ def _agents(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_before_start(_signal: int, _frame: FrameType | None) -> None:
-    """End the command at once and cleanly: nothing has started yet that needs stopping."""
-    raise SystemExit(0)
-
-
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
     # Until the service installs its own (bot.app.serve), a stop ends the start-up cleanly.
     for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, _stop_before_start)
+        signal.signal(stop, stop_before_start)
     from bot.app import run
 
     run(settings)

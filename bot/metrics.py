@@ -41,6 +41,10 @@ class Metrics:
             "techbot_handoffs_total", "Handoffs to a person by event", ["event"],
             registry=self.registry,
         )
+        self.sender_leader = Gauge(
+            "techbot_sender_leader", "1 while this replica sends the outbox",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "techbot_errors_total", "Unhandled errors caught at the edge", ["where"],
             registry=self.registry,

@@ -87,6 +87,7 @@ class PushSettings(BaseModel):
     delay_probability_far: float = Field(0.8, ge=0.5, lt=1)
     send_rate_per_second: float = Field(29, gt=0)
     lease_seconds: int = Field(60, ge=1)
+    leader_poll_seconds: float = Field(1.0, gt=0)  # a replica not sending looks this often
     max_attempts: int = Field(8, ge=1)
 
 

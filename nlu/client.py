@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ class NluClient:
     languages: LanguageIdentifier = field(default_factory=LanguageIdentifier)
     _http: httpx.AsyncClient | None = None
     _down: bool = False
+    last_answer: float | None = None  # monotonic time of the last parse that came back
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -104,4 +106,10 @@ class NluClient:
         if self._down:
             log.info("NLU server at %s answers again", self.url)
         self._down = False
+        self.last_answer = time.monotonic()
         self.metrics.up(True)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Say whether a parse succeeded this recently (a busy server still answers)."""
+        return (not self._down and self.last_answer is not None
+                and time.monotonic() - self.last_answer <= seconds)

@@ -32,13 +32,17 @@ class FakeBotApi:
     """Accepts or refuses sendMessage calls and remembers every accepted one."""
 
     def __init__(self, *, limit_per_second: int = 0, server_errors: float = 0.0,
-                 burst_every: int = 0, burst_length: int = 0, seed: int = 7) -> None:
+                 burst_every: int = 0, burst_length: int = 0, seed: int = 7,
+                 per_chat_seconds: float = 0.0) -> None:
         self.limit_per_second = limit_per_second  # 429 above this many sends a second (0: none)
+        self.per_chat_seconds = per_chat_seconds  # 429 for a chat sent to more often than this
+        self.last_to_chat: dict[int, float] = {}
         self.server_errors = server_errors  # share of sends answered 500
         self.burst_every, self.burst_length = burst_every, burst_length  # 429 bursts by count
         self.random = random.Random(seed)  # reproducible faults
         self.window: deque[float] = deque()
         self.accepted: list[tuple[float, int]] = []  # (monotonic time, chat id)
+        self.texts: dict[int, list[str]] = {}  # what each chat was sent, in order
         self.refused: Counter[int] = Counter()  # by status code
         self.refused_at: list[float] = []
         self.requests = 0
@@ -73,7 +77,13 @@ class FakeBotApi:
         except ClientDisconnect:  # the sender died while sending: Telegram never got it
             return JSONResponse({"ok": False}, status_code=499)
         chat = int(str(form.get("chat_id", 0)))
-        self.accepted.append((time.monotonic(), chat))
+        now = time.monotonic()
+        if self.per_chat_seconds and now - self.last_to_chat.get(chat, -1e9) < (
+                self.per_chat_seconds):
+            return self._too_many(now)
+        self.last_to_chat[chat] = now
+        self.accepted.append((now, chat))
+        self.texts.setdefault(chat, []).append(str(form.get("text", "")))
         return JSONResponse({"ok": True, "result": {
             "message_id": len(self.accepted), "date": int(time.time()),
             "chat": {"id": chat, "type": "private"}, "text": str(form.get("text", ""))}})
@@ -83,17 +93,21 @@ class FakeBotApi:
             self.window.popleft()
         burst = (self.burst_every and self.requests % self.burst_every < self.burst_length)
         if burst or (self.limit_per_second and len(self.window) >= self.limit_per_second):
-            self.refused[429] += 1
-            self.refused_at.append(now)
-            return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many "
-                                 "Requests: retry after 1", "parameters": {"retry_after": 1}},
-                                status_code=429)
+            return self._too_many(now)
         if self.server_errors and self.random.random() < self.server_errors:
             self.refused[500] += 1
             return JSONResponse({"ok": False, "error_code": 500,
                                  "description": "Internal Server Error"}, status_code=500)
         self.window.append(now)
         return None
+
+
+    def _too_many(self, now: float) -> JSONResponse:
+        self.refused[429] += 1
+        self.refused_at.append(now)
+        return JSONResponse({"ok": False, "error_code": 429, "description": "Too Many "
+                             "Requests: retry after 1", "parameters": {"retry_after": 1}},
+                            status_code=429)
 
 
 def parse_body(body: bytes) -> dict[str, object]:

@@ -16,6 +16,7 @@ from functools import partial
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.base import Blocked, Channel, TryLater
+from bot.pushes.leader import SenderLease
 from bot.pushes.ratelimit import SendLimiter
 from bot.services import Services
 from bot.turns import conversation_of, order_view, rules_of, texts_factory
@@ -70,7 +71,10 @@ class Sender:
         self.limiter = limiter or SendLimiter(per_second=pushes.send_rate_per_second)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = asyncio.Event()
-        self.lease = timedelta(seconds=pushes.lease_seconds)
+        self.claim_lease = timedelta(seconds=pushes.lease_seconds)
+        # The service's sender sends for every replica, one at a time; a terminal's sender
+        # delivers its own order's pushes to its own screen.
+        self.lease = SenderLease(services.engine) if order_id is None else None
 
     def _channel(self, chat_key: str) -> Channel | None:
         return self.channels.get(chat_key.split(":", 1)[0] + ":")
@@ -80,7 +84,7 @@ class Sender:
         with transaction(self.services.sessions) as session:
             now = self.services.clock()
             claimed = claim_due(session, worker=self.worker, now=now, limit=BATCH,
-                                lease=self.lease, order_id=self.order_id)
+                                lease=self.claim_lease, order_id=self.order_id)
             order_ids = list({n.order_id for n in claimed})
             orders = orders_by_ids(session, order_ids=order_ids)
             chats = chats_of_orders(session, order_ids=order_ids)
@@ -198,15 +202,25 @@ class Sender:
                 log.warning("push %s: lease lost while delivering it", notification_id)
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
-        """Deliver until stopped; sleep when the outbox is empty, wake when told."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("the sender failed; trying again shortly")
-                self.services.metrics.errors.labels("sender").inc()
+        """Deliver until stopped (while this replica holds the sender lease); sleep when idle."""
+        poll = self.services.settings.pushes.leader_poll_seconds
+        try:
+            while not stop.is_set():
                 handled = 0
-            if handled == 0:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
+                try:
+                    leading = self.lease is None or await run_in_threadpool(self.lease.hold)
+                    self.services.metrics.sender_leader.set(1 if leading else 0)
+                    if leading:
+                        handled = await self.run_once()
+                except Exception:
+                    log.exception("the sender failed; trying again shortly")
+                    self.services.metrics.errors.labels("sender").inc()
+                    leading = True
+                if handled == 0:
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(),
+                                               timeout=idle_seconds if leading else poll)
+        finally:
+            if self.lease is not None:
+                await run_in_threadpool(self.lease.release)

@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import Running, running_service
 from bot.settings import load_settings
 from nlu.project import RasaServer
-from storage.db import transaction
+from storage.db import make_engine, make_session_factory, transaction
 from storage.demo import DemoResult, seed_demo
 from tests.telegram.emulator import BOT_TOKEN, EmulatorRequest, running_emulator
 
@@ -52,3 +53,11 @@ def demo(service: Running) -> DemoResult:
     """Load the demo orders; their link tokens bind chats."""
     with transaction(service.services.sessions) as session:
         return seed_demo(session, now=service.services.clock(), link_ttl=timedelta(hours=1))
+
+
+@pytest.fixture
+def sessions_of(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Yield a session factory on the test database."""
+    engine = make_engine(db_url)
+    yield make_session_factory(engine)
+    engine.dispose()

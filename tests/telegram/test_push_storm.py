@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nlu.commands import free_port
-from storage.db import make_engine, make_session_factory, transaction
+from storage.db import transaction
 from storage.models import Chat, Notification, NotificationAttempt, NotificationStatus
 from tests.fake_bot_api import FakeBotApi, seed_finished_visits, serving
 
@@ -76,14 +75,6 @@ def confirmed_chats(session: Session) -> set[int]:
         select(NotificationAttempt.chat_key).where(NotificationAttempt.outcome == "delivered"))
         if key}
     return {c for c in sent if c is not None} | partly
-
-
-@pytest.fixture
-def sessions_of(db_url: str) -> Iterator[sessionmaker[Session]]:
-    """Yield a session factory on the test database."""
-    engine = make_engine(db_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.mark.timeout(300)
