@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,16 @@ import pytest
 
 from nlu.commands import drop_held_out_lines as drop_held_out
 from nlu.evaluate import score_by_set
+from nlu.normalize import normalize
 from nlu.project import PROJECT_ROOT
-from nlu.training_data import LANGUAGES, Example, HeldOutLeak, check_held_out, load_examples
+from nlu.training_data import (
+    _ANNOTATION,
+    LANGUAGES,
+    Example,
+    HeldOutLeak,
+    check_held_out,
+    load_examples,
+)
 from nlu.types import Parsed
 
 TRAINING = """version: "3.1"
@@ -67,3 +76,16 @@ def test_the_quick_measurement_refuses_held_out_files() -> None:
     done = subprocess.run([sys.executable, "-m", "nlu.quick", "dev", "nlu/tests/set2/de.yml"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
     assert done.returncode != 0 and "never reads the held-out sets" in done.stderr
+
+
+def test_no_annotated_text_maps_to_two_values() -> None:
+    # Rasa's synonym table is keyed by the normalised text alone, across entities: Turkish
+    # "[öne]{timing: earlier}" normalised to "one" turned the ordinal "option one" into "earlier".
+    values: dict[str, set[str]] = {}
+    for example in load_examples("data"):
+        for match in _ANNOTATION.finditer(example.text):
+            text = normalize(match.group(1))
+            options = match.group(2)
+            value = json.loads(options).get("value", text) if options.startswith("{") else text
+            values.setdefault(text, set()).add(str(value))
+    assert {text: found for text, found in values.items() if len(found) > 1} == {}
