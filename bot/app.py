@@ -119,6 +119,7 @@ async def pushing(services: Services, channels: list[Channel], *,
     try:
         yield sender
     finally:
+        services.stopping.set()
         scheduler.shutdown(wait=False)
         stop.set()
         if task is not None:

@@ -43,3 +43,5 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = utcnow
     learned: LearnedArrivals = field(default_factory=LearnedArrivals)
+    # Set when the service stops: long work in threads (a tick's batches) ends at its next step.
+    stopping: threading.Event = field(default_factory=threading.Event)

@@ -52,7 +52,7 @@ def decide(services: Services, *, now: datetime, order_ids: list[int] | None = N
     if order_ids is not None:
         return _decide_batch(services, now, order_ids)[0]
     enqueued, more = 0, True
-    while more:  # a full batch: more orders may be due
+    while more and not services.stopping.is_set():  # a full batch: more may be due
         count, more = _decide_batch(services, now, None)
         enqueued += count
     if enqueued:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -32,6 +33,11 @@ def build_scheduler(services: Services, *, wake_sender: Callable[[], None],
             enqueued += await run_in_threadpool(tell_overdue, services, now=now)
             enqueued += await run_in_threadpool(run_waitlist, services, now=now,
                                                 rules=push_rules(services.settings))
+        except asyncio.CancelledError:
+            # The service stops mid-tick: what the tick committed stays, the rest is decided
+            # at the next start. Not an error, and no traceback for an ordinary stop.
+            log.info("push tick interrupted by the stop")
+            return
         except Exception:
             log.exception("the push tick failed; the next one tries again")
             services.metrics.errors.labels("scheduler").inc()
