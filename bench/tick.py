@@ -139,6 +139,73 @@ def routes(url: object, finished: int, label: str) -> list[str]:
     return lines
 
 
+def replicas(url: object, active: int, count: int = 3) -> str:
+    """Decide one first tick of `active` due orders by one replica, then by `count` at once."""
+    import threading
+
+    import bot.pushes.decide as deciding
+
+    taken: dict[int, int] = {}
+    original = deciding.orders_due
+
+    def counted(session: object, **kwargs: object) -> list[Order]:
+        found = original(session, **kwargs)  # type: ignore[arg-type]
+        ident = threading.get_ident()
+        taken[ident] = taken.get(ident, 0) + len(found)
+        return found
+
+    def world() -> Services:
+        engine = make_engine(url() if callable(url) else str(url))
+        upgrade(engine)
+        services = Services(load_settings(), engine, make_session_factory(engine),
+                            clock=lambda: NOW)
+        add_orders(services, start=1, count=active, active=True)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+        return services
+
+    deciding.orders_due = counted  # type: ignore[assignment]
+    try:
+        alone = world()
+        started = time.perf_counter()
+        decide(alone, now=NOW)
+        one = time.perf_counter() - started
+        alone.engine.dispose()
+        shared = world()
+        # Each replica has its own engine (its own connections), as separate processes do.
+        address = shared.engine.url.render_as_string(hide_password=False)
+        engines = [shared.engine] + [make_engine(address) for _ in range(count - 1)]
+        replicas_ = [Services(shared.settings, engine, make_session_factory(engine),
+                              clock=lambda: NOW) for engine in engines]
+        busy: list[float] = []
+        gate = threading.Barrier(count)
+        taken.clear()
+
+        def run(services: Services) -> None:
+            gate.wait()
+            began = time.perf_counter()
+            decide(services, now=NOW)
+            busy.append(time.perf_counter() - began)
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in replicas_]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        for services in replicas_:
+            services.engine.dispose()
+    finally:
+        deciding.orders_due = original  # type: ignore[assignment]
+    shares = " / ".join(f"{n:,}" for n in sorted(taken.values(), reverse=True))
+    line = (f"| {active:,} | {one * 1000:.0f} | {count} | {shares} (sum {sum(taken.values()):,}) "
+            f"| {wall * 1000:.0f} | {sum(busy) * 1000:.0f} |")
+    print(line, flush=True)
+    return line
+
+
 def sqlite_url() -> str:
     return f"sqlite:///{tempfile.mkdtemp(prefix='techbot-tick-')}/tick.sqlite3"
 
@@ -163,8 +230,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--finished", type=int, default=1_000_000)
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--replicas-only", action="store_true",
+                        help="only the replicas table (PostgreSQL)")
     args = parser.parse_args()
     print(f"# Tick cost, {os.cpu_count()} cores\n")
+    if args.replicas_only:
+        try:
+            replicas_table()
+        finally:
+            drop_created()
+        return
     databases = [(u, n) for u, n, k in ((sqlite_url, "SQLite", "sqlite"),
                                         (postgres_url, "PostgreSQL", "postgres"))
                  if args.database in (k, "both")]
@@ -180,12 +255,30 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for url, name in databases:
             routes(url, args.finished, name)
+        if args.database in ("postgres", "both"):
+            replicas_table()
     finally:
-        for base, name in CREATED:
-            admin = create_engine(base, isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        drop_created()
+
+
+def replicas_table() -> None:
+    """Print the replicas rows: the tick's work split, not multiplied."""
+    print("\nReplicas on one PostgreSQL, each deciding the first tick at once (threads "
+          "with their own connections; the orders are split by FOR UPDATE SKIP LOCKED)\n")
+    print("| due orders | 1 replica ms | replicas | orders decided by each | wall ms | "
+          "summed busy ms |")
+    print("|---|---|---|---|---|---|")
+    for active in (10_000, 100_000):
+        replicas(postgres_url, active)
+
+
+def drop_created() -> None:
+    """Drop the scratch databases the run created."""
+    for base, name in CREATED:
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -42,6 +49,7 @@ from storage.db import transaction
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 WEBHOOK_PATH = "/telegram/webhook"
+RESEND_AFTER_SECONDS = 0.2
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -125,6 +133,10 @@ class TelegramBot:
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
         if request is not None:
             builder = builder.request(request).get_updates_request(request)
+        else:
+            # Two: on a stop, the updater's last get_updates must not wait for the long poll's
+            # connection (a pool timeout there is logged as an error with its traceback).
+            builder = builder.get_updates_connection_pool_size(2)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self._register()
 
@@ -319,8 +331,7 @@ class TelegramBot:
         """Send replies in order; a chat that blocked the bot is marked unreachable."""
         for reply in replies:
             try:
-                await self.application.bot.send_message(chat_id, reply.text,
-                                                        reply_markup=keyboard(reply))
+                await self._send_one(chat_id, reply)
             except Forbidden:
                 log.info("chat %s blocked the bot; no more pushes to it", chat_id)
                 await run_in_threadpool(self._mark_unreachable, chat_id)
@@ -329,6 +340,20 @@ class TelegramBot:
                 raise  # the rate limiter already retried; let the error handler log it
             except BadRequest:
                 log.warning("Telegram refused a message to chat %s", chat_id, exc_info=True)
+
+    async def _send_one(self, chat_id: int, reply: Reply) -> None:
+        """Send one reply; a connection that broke before an answer is tried once more."""
+        try:
+            await self.application.bot.send_message(chat_id, reply.text,
+                                                    reply_markup=keyboard(reply))
+        except TimedOut:
+            raise  # it may have arrived: sending again could say it twice
+        except NetworkError:
+            # A kept-alive connection the other side had just closed: the request never
+            # reached Telegram, and the customer is owed the reply.
+            await asyncio.sleep(RESEND_AFTER_SECONDS)
+            await self.application.bot.send_message(chat_id, reply.text,
+                                                    reply_markup=keyboard(reply))
 
     def _mark_unreachable(self, chat_id: int, unreachable: bool = True) -> None:
         with transaction(self.services.sessions) as session:

@@ -26,7 +26,7 @@ class SenderLease:
         self._connection: Connection | None = None
 
     @property
-    def held(self) -> bool:
+    def held_before(self) -> bool:
         """Say whether this process held the lease at the last look."""
         return not self.shared or self._connection is not None
 

@@ -41,6 +41,7 @@ BATCH = 50
 # Sent even to a chat that turned pushes off: a cancellation, and a person's answers.
 ALWAYS_SENT = frozenset({"cancelled_by_operator"}) | HANDOFF_KINDS
 MAX_BACKOFF_SECONDS = 600
+TAKEOVER_PAUSE_SECONDS = 1.0  # Telegram counts its limit per second
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,12 @@ class Sender:
             while not stop.is_set():
                 handled = 0
                 try:
+                    was_leading = self.lease is None or self.lease.held_before
                     leading = self.lease is None or await run_in_threadpool(self.lease.hold)
                     self.services.metrics.sender_leader.set(1 if leading else 0)
+                    if leading and not was_leading:
+                        # The sender before may have spent this second's budget just now.
+                        await asyncio.sleep(TAKEOVER_PAUSE_SECONDS)
                     if leading:
                         handled = await self.run_once()
                 except Exception:
