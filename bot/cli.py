@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from bot.entry import stop_before_start
 from bot.settings import LogFormat, Settings, SettingsError, load_settings
+from bot.stopping import stop_before_start
 from nlu.project import NluSetupError
 
 Command = Callable[[Settings, argparse.Namespace], int]

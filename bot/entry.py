@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from types import FrameType
 
-
-def stop_before_start(_signal: int, _frame: FrameType | None) -> None:
-    """End the command at once and cleanly: nothing has started yet that needs stopping."""
-    raise SystemExit(0)
+from bot.stopping import stop_before_start
 
 
 def main() -> int:
