@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import Running, running_service
@@ -14,6 +15,7 @@ from bot.settings import load_settings
 from nlu.project import RasaServer
 from storage.db import make_engine, make_session_factory, transaction
 from storage.demo import DemoResult, seed_demo
+from storage.models import Base
 from tests.telegram.emulator import BOT_TOKEN, EmulatorRequest, running_emulator
 
 API_TOKEN = "e2e-api-token-0123456789"
@@ -57,7 +59,11 @@ def demo(service: Running) -> DemoResult:
 
 @pytest.fixture
 def sessions_of(db_url: str) -> Iterator[sessionmaker[Session]]:
-    """Yield a session factory on the test database."""
+    """Yield a session factory on the test database, emptied first (other tests leave rows)."""
     engine = make_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield make_session_factory(engine)
     engine.dispose()

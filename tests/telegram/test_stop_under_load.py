@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,12 @@ def test_fifty_sigterms_at_random_moments_each_end_cleanly(
             time.sleep(chance.uniform(0.2, 3.0))  # starting, mid-tick, mid-send
             asked = time.monotonic()
             service.send_signal(signal.SIGTERM)
-            code = service.wait(timeout=15)
+            try:
+                code = service.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                raise AssertionError(f"stop {n} did not end in 15 s\n"
+                                     f"{log.read_text()[-2000:]}") from None
             took = time.monotonic() - asked
             stops.append(took)
             assert code == 0, f"stop {n}: exit {code}\n{log.read_text()[-2000:]}"
