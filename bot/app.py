@@ -212,9 +212,12 @@ async def serve(settings: Settings) -> None:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         async with running_service(settings) as running:
+            # A stop lets requests under way end (a webhook update is answered before its
+            # 200), but not past the time a process manager allows before SIGKILL.
             config = uvicorn.Config(running.api, host=settings.api.host,
                                     port=settings.api.port, log_level="warning",
-                                    lifespan="off")
+                                    lifespan="off",
+                                    timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS)
             server = uvicorn.Server(config)
             serving = asyncio.create_task(server.serve())
             asked = asyncio.create_task(stopping.wait())
@@ -235,6 +238,7 @@ def run(settings: Settings) -> None:
 
 
 NLU_RECENT_SECONDS = 30.0
+GRACEFUL_STOP_SECONDS = 5
 
 
 async def _answers(url: str) -> bool:

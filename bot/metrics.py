@@ -45,6 +45,10 @@ class Metrics:
             "techbot_sender_leader", "1 while this replica sends the outbox",
             registry=self.registry,
         )
+        self.throttled = Counter(
+            "techbot_telegram_429_total", "Messages Telegram refused with 429 (too many)",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "techbot_errors_total", "Unhandled errors caught at the edge", ["where"],
             registry=self.registry,

@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from bot.api.routes import build_api
 from bot.app import build_services
 from bot.arrivals import status_answers
+from bot.pace import SendLimiter
 from bot.pushes.decide import decide
-from bot.pushes.ratelimit import SendLimiter
 from bot.pushes.sender import Sender
 from bot.services import Services
 from bot.settings import Settings
@@ -58,7 +58,7 @@ class ReplayClock:
 class Unlimited(SendLimiter):
     """No spacing: nothing reaches Telegram in a replay, and replayed time does not pass."""
 
-    async def wait(self, chat: int | str) -> None:
+    async def wait(self, chat: int | str, *, only_if_idle: bool = False) -> None:
         """Return at once."""
 
 

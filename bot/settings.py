@@ -50,7 +50,10 @@ class TelegramSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr("")
     live_location: bool = False
     poll_interval_seconds: float = Field(0.0, ge=0)  # Telegram long-polls; emulators do not
-    api_requests_per_second: float = Field(30, ge=0)  # Telegram's limit; 0: no limiter
+    # The bot's messages a second, every replica's together; 0: unpaced. Telegram allows
+    # about 30: the margin absorbs the jitter of threads, sleeps and requests across replicas.
+    api_requests_per_second: float = Field(25, ge=0)
+    per_chat_seconds: float = Field(1.0, ge=0)  # between two messages to one chat
     link_token_ttl_hours: int = Field(72, ge=1)
     identify_max_failures: int = Field(5, ge=1)
 

@@ -42,7 +42,13 @@ from dialogues.model import (
 from dialogues.texts import Texts
 from locales import LANGUAGES, load_catalog
 from storage import waitlist
-from storage.chats import get_chat, load_conversation, save_conversation, set_notifications
+from storage.chats import (
+    get_chat,
+    load_conversation,
+    lock_chat,
+    save_conversation,
+    set_notifications,
+)
 from storage.db import transaction
 from storage.errors import ConversationConflict, SlotNotFound, SlotTaken
 from storage.handoffs import open_handoff_of_chat
@@ -211,6 +217,7 @@ def _run_turn_once(services: Services, chat_key: str, order_id: int | None, inco
                    fallback_language: str) -> Turn | None:
     rules = rules_of(services)
     with transaction(services.sessions) as session:
+        lock_chat(session, chat_key=chat_key)  # another replica's turn of this chat goes first
         now = services.clock()
         chat = get_chat(session, chat_key=chat_key)
         if order_id is None:

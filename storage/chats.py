@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.errors import ConversationConflict, LinkTokenInvalid
@@ -141,6 +141,19 @@ def delete_chat_data(session: Session, *, chat_key: str) -> None:
     session.execute(delete(Conversation).where(Conversation.chat_key == chat_key))
     session.execute(delete(IdentifyFailure).where(IdentifyFailure.chat_key == chat_key))
     session.execute(delete(Chat).where(Chat.chat_key == chat_key))
+
+
+CHAT_LOCKS = 7_301  # the first half of the two-part advisory lock keys of chats' turns
+
+
+def lock_chat(session: Session, *, chat_key: str) -> None:
+    """Hold the chat until the transaction ends: one turn of a chat at a time, on any replica.
+
+    SQLite writes one transaction at a time anyway (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+                        {"space": CHAT_LOCKS, "key": chat_key})
 
 
 def load_conversation(session: Session, *, chat_key: str) -> Conversation | None:

@@ -521,3 +521,24 @@ class ArrivalForecast(Base):
     median: Mapped[datetime] = mapped_column(UTCDateTime)
     high: Mapped[datetime] = mapped_column(UTCDateTime)
     ahead: Mapped[int] = mapped_column(Integer, default=0)  # visits to come before this one
+
+
+class SendPace(Base):
+    """When the bot (key "*") or one chat may next be sent a message, for every replica."""
+
+    __tablename__ = "send_pace"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # "*" or a chat key
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChatUpdate(Base):
+    """A Telegram update a replica took from the webhook: handled in its chat's order, once."""
+
+    __tablename__ = "chat_updates"
+    __table_args__ = (Index("ix_chat_updates_received_at", "received_at"),)
+
+    chat_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

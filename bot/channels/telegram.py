@@ -9,6 +9,7 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +25,6 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -38,6 +38,7 @@ from telegram.request import BaseRequest
 
 from bot import chats
 from bot.channels.base import Blocked, TryLater
+from bot.pace import Pace, pace_for
 from bot.services import Services
 from bot.turns import chat_state, handle_chat
 from dialogues import linking
@@ -45,11 +46,22 @@ from dialogues.model import ButtonPress, Reply, TextMessage
 from nlu.client import NluClient
 from storage.chats import mark_unreachable
 from storage.db import transaction
+from storage.pacing import Taken, earlier_pending, finish_update, forget_updates, take_update
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 WEBHOOK_PATH = "/telegram/webhook"
 RESEND_AFTER_SECONDS = 0.2
+REPLY_RETRIES = 3  # a reply Telegram refused with 429 is sent again after its pause
+# A chat's update waits this long at most for the one before it (on another replica) to be
+# answered; one taken longer ago than ORDER_HORIZON is a dead replica's, not waited for.
+ORDER_WAIT_SECONDS = 10.0
+ORDER_HORIZON = timedelta(minutes=2)
+ORDER_POLL_SECONDS = 0.05
+# An update taken this long ago and still unanswered was a dead replica's: Telegram's next
+# delivery of it is handled (a live turn ends within the NLU's and the database's timeouts).
+UPDATE_TAKEOVER = timedelta(seconds=20)
+FORGET_UPDATES_EVERY = 1_000  # webhook updates between two clean-ups of the taken ones
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -123,9 +135,14 @@ class TelegramBot:
         # Updates of different chats run concurrently; ChatLocks keeps each chat in order.
         builder: Any = ApplicationBuilder().token(
             settings.token.get_secret_value()).concurrent_updates(256)
-        if settings.api_requests_per_second > 0:
-            builder = builder.rate_limiter(AIORateLimiter(
-                overall_max_rate=settings.api_requests_per_second, max_retries=3))
+        # The bot's messages, replies and pushes of every replica, go out at one pace.
+        self.pace: Pace | None = pace_for(
+            services.engine, per_second=settings.api_requests_per_second,
+            per_chat_seconds=settings.per_chat_seconds,
+        ) if settings.api_requests_per_second > 0 else None
+        self.ordered = settings.mode == "webhook"  # replicas: a chat's updates in its order
+        self._taken = 0
+        self._answered: dict[int, bool] = {}  # webhook updates a handler marked answered
         if settings.mode == "webhook":
             builder = builder.updater(None)
         if settings.base_url:
@@ -171,7 +188,15 @@ class TelegramBot:
                 return
             started = asyncio.get_running_loop().time()
             async with self.locks.hold(chat.id):
-                await handler(update, context)
+                if self.ordered:
+                    await self._wait_for_earlier(f"tg:{chat.id}", update.update_id)
+                try:
+                    await handler(update, context)
+                finally:
+                    if self.ordered:
+                        await run_in_threadpool(self._finish_update, f"tg:{chat.id}",
+                                                update.update_id)
+                        self._answered[update.update_id] = True
             took = asyncio.get_running_loop().time() - started
             self.handled.append(took)
             self.services.metrics.updates.labels(handler.__name__).inc()
@@ -341,19 +366,84 @@ class TelegramBot:
             except BadRequest:
                 log.warning("Telegram refused a message to chat %s", chat_id, exc_info=True)
 
+    async def paced(self, chat_id: int, *, only_if_idle: bool = False) -> None:
+        """Wait for the chat's and the bot's next moment to send (pushes after replies)."""
+        if self.pace is not None:
+            await self.pace.wait(f"tg:{chat_id}", only_if_idle=only_if_idle)
+
+    async def hold(self, refused: RetryAfter) -> float:
+        """Hold every replica's sends for Telegram's retry_after; return its seconds."""
+        after = refused.retry_after
+        seconds = float(after.total_seconds() if isinstance(after, timedelta) else after)
+        self.services.metrics.throttled.inc()
+        if self.pace is not None:
+            await self.pace.pause(seconds)
+        return seconds
+
     async def _send_one(self, chat_id: int, reply: Reply) -> None:
-        """Send one reply; a connection that broke before an answer is tried once more."""
+        """Send one reply at the bot's pace; after a 429 it waits its pause and goes again."""
+        for attempt in range(REPLY_RETRIES + 1):
+            await self.paced(chat_id)
+            try:
+                await self._post(chat_id, reply)
+                return
+            except RetryAfter as refused:
+                seconds = await self.hold(refused)
+                if attempt == REPLY_RETRIES:
+                    raise
+                if self.pace is None:
+                    await asyncio.sleep(seconds)
+
+    async def _post(self, chat_id: int, reply: Reply) -> None:
+        """Send one message; a connection that broke before an answer is tried once more."""
         try:
             await self.application.bot.send_message(chat_id, reply.text,
                                                     reply_markup=keyboard(reply))
         except TimedOut:
             raise  # it may have arrived: sending again could say it twice
-        except NetworkError:
+        except NetworkError as error:
+            if isinstance(error, RetryAfter):
+                raise
             # A kept-alive connection the other side had just closed: the request never
             # reached Telegram, and the customer is owed the reply.
             await asyncio.sleep(RESEND_AFTER_SECONDS)
+            await self.paced(chat_id)
             await self.application.bot.send_message(chat_id, reply.text,
                                                     reply_markup=keyboard(reply))
+
+    # Order across replicas -----------------------------------------------------------------
+
+    def _take_update(self, chat_key: str, update_id: int) -> Taken:
+        with transaction(self.services.sessions) as session:
+            now = self.services.clock()
+            taken = take_update(session, chat_key=chat_key, update_id=update_id, now=now,
+                                stale_before=now - UPDATE_TAKEOVER)
+            self._taken += 1
+            if self._taken % FORGET_UPDATES_EVERY == 0:
+                forget_updates(session, before=now - timedelta(days=1))
+            return taken
+
+    def _earlier_pending(self, chat_key: str, update_id: int) -> bool:
+        with transaction(self.services.sessions) as session:
+            since = self.services.clock() - ORDER_HORIZON
+            return earlier_pending(session, chat_key=chat_key, update_id=update_id,
+                                   since=since)
+
+    def _finish_update(self, chat_key: str, update_id: int) -> None:
+        with transaction(self.services.sessions) as session:
+            finish_update(session, chat_key=chat_key, update_id=update_id,
+                          now=self.services.clock())
+
+    async def _wait_for_earlier(self, chat_key: str, update_id: int) -> None:
+        """Let the chat's earlier update, taken by another replica, be answered first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ORDER_WAIT_SECONDS
+        while await run_in_threadpool(self._earlier_pending, chat_key, update_id):
+            if loop.time() > deadline:
+                log.warning("%s: update %s went ahead of an earlier one still unanswered",
+                            chat_key, update_id)
+                return
+            await asyncio.sleep(ORDER_POLL_SECONDS)
 
     def _mark_unreachable(self, chat_id: int, unreachable: bool = True) -> None:
         with transaction(self.services.sessions) as session:
@@ -399,7 +489,26 @@ class TelegramBot:
             update = Update.de_json(await request.json(), self.application.bot)
         except Exception:
             return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
-        await self.application.update_queue.put(update)
+        chat = update.effective_chat
+        key = f"tg:{chat.id}" if chat is not None else None
+        if key is not None:
+            try:
+                taken = await run_in_threadpool(self._take_update, key, update.update_id)
+            except Exception:
+                log.warning("could not note update %s; Telegram will send it again",
+                            update.update_id, exc_info=True)
+                return JSONResponse({"detail": "database unavailable"}, status_code=503)
+            if taken is Taken.DONE:  # Telegram sent it again (our answer was lost)
+                return Response(status_code=200)
+            if taken is Taken.BUSY:  # another replica is answering it: Telegram asks again
+                return JSONResponse({"detail": "being answered"}, status_code=503)
+        # Telegram hears 200 once the update was handled: one that a replica killed mid-turn
+        # had taken is sent again by Telegram and taken over, not lost.
+        try:
+            await self.application.process_update(update)
+        finally:
+            if key is not None and not self._answered.pop(update.update_id, False):
+                await run_in_threadpool(self._finish_update, key, update.update_id)
         return Response(status_code=200)
 
 
@@ -417,13 +526,12 @@ class TelegramChannel:
         if telegram_chat_id is None:
             raise Blocked("the chat has no Telegram id")
         for reply in replies:
+            await self.bot.paced(telegram_chat_id, only_if_idle=True)
             try:
                 await self.bot.application.bot.send_message(telegram_chat_id, reply.text,
                                                             reply_markup=keyboard(reply))
             except RetryAfter as exc:
-                after = exc.retry_after
-                seconds = after.total_seconds() if hasattr(after, "total_seconds") else after
-                raise TryLater("429 Too Many Requests", float(seconds)) from exc
+                raise TryLater("429 Too Many Requests", await self.bot.hold(exc)) from exc
             except Forbidden as exc:
                 raise Blocked("the customer blocked the bot") from exc
             except BadRequest as exc:

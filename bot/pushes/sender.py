@@ -16,8 +16,8 @@ from functools import partial
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.base import Blocked, Channel, TryLater
+from bot.pace import SendLimiter
 from bot.pushes.leader import SenderLease
-from bot.pushes.ratelimit import SendLimiter
 from bot.services import Services
 from bot.turns import conversation_of, order_view, rules_of, texts_factory
 from dialogues.model import Reply
@@ -186,7 +186,7 @@ class Sender:
                 return
             except TryLater as exc:
                 if exc.after:
-                    self.limiter.pause(exc.after)
+                    await self.limiter.pause(exc.after)
                 await run_in_threadpool(self._finish, item.notification_id, "retry", str(exc),
                                         exc.after)
                 metrics.labels(item.kind, "retry").inc()
