@@ -431,6 +431,23 @@ def _conformal(scores: np.ndarray, level: float) -> float:
     return float(np.sort(scores)[rank - 1])
 
 
+def _joint_stretch(lower: np.ndarray, upper: np.ndarray, coverage: float) -> tuple[float, float]:
+    """Return (lower, upper) stretches under which `coverage` of the past intervals held.
+
+    The lower side is held at its own share of the misses, (1 - coverage) / 2; the upper side
+    then takes what the lower side leaves of them. Nobody arrives before the booked window
+    opens, so a forecast whose interval starts there cannot miss low: were each side held to
+    its half regardless, such intervals would hold far more often than they claim, and be wider.
+    """
+    least, most = STRETCH_BOUNDS
+    low = min(max(_conformal(lower, 1 - (1 - coverage) / 2), least), most)
+    n = len(upper)
+    needed = min(n, math.ceil((n + 1) * coverage))  # split-conformal's finite-sample rank
+    held_low = np.sort(upper[lower <= low])
+    high = held_low[needed - 1] if len(held_low) >= needed else most
+    return low, min(max(float(high), least), most)
+
+
 Judged = tuple[int, int, float, float]  # kind (bucket, later), upper score, lower score
 
 
@@ -455,13 +472,10 @@ def calibrate_judged(rows: Sequence[Judged], *, coverage: float,
     """Calibrate from forecasts already judged (`judge`), as a service keeps them."""
     if len(rows) < minimum:
         return UNJUDGED
-    tail = 1 - (1 - coverage) / 2
     table = np.array(rows, dtype=float)
 
     def stretch(mine: np.ndarray) -> tuple[float, float]:
-        lo, hi = _conformal(mine[:, 3], tail), _conformal(mine[:, 2], tail)
-        least, most = STRETCH_BOUNDS
-        return min(max(lo, least), most), min(max(hi, least), most)
+        return _joint_stretch(mine[:, 3], mine[:, 2], coverage)
 
     pooled = stretch(table)
     kinds, trusted = {}, set()

@@ -209,6 +209,27 @@ def test_calibration_widens_what_missed_and_narrows_what_was_too_careful() -> No
     assert isinstance(narrow, Calibration)
 
 
+def test_an_interval_that_cannot_miss_low_leaves_the_misses_to_its_upper_side() -> None:
+    rng = np.random.default_rng(8)
+    made = DAY
+    # Every interval starts where the booked window opens: nobody arrives before it, a third
+    # arrive right then (the technician waited at the door), the rest spread above.
+    forecasts = [Past(made, made + timedelta(minutes=60), made + timedelta(minutes=70),
+                      made + timedelta(minutes=90),
+                      made + timedelta(minutes=60 if k % 3 == 0 else 60 + float(
+                          rng.exponential(15)))) for k in range(600)]
+    calibration = calibrate(forecasts, coverage=0.9)
+    lower, upper = calibration.scales(70)
+
+    def held(forecast: Past) -> bool:
+        low = forecast.median - lower * (forecast.median - forecast.low)
+        high = forecast.median + upper * (forecast.high - forecast.median)
+        return low <= forecast.arrived_at <= high
+
+    # The upper side alone carries the 10 % of misses: 0.9 held, not 0.95.
+    assert np.mean([held(f) for f in forecasts]) == pytest.approx(0.9, abs=0.01)
+
+
 def test_a_window_narrower_than_the_booked_one_needs_a_track_record() -> None:
     evening = DAY - timedelta(hours=14)  # 18:00 the evening before
     booked = [Stop(order_id=i, planned_minutes=45, window_start=DAY + timedelta(hours=2 * i),
