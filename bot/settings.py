@@ -87,7 +87,9 @@ class PushSettings(BaseModel):
     delay_min_interval_minutes: int = Field(30, ge=0)
     narrowed_ratio: float = Field(0.5, gt=0, le=1)
     delay_probability_near: float = Field(0.5, ge=0.5, lt=1)
-    delay_probability_far: float = Field(0.8, ge=0.5, lt=1)
+    delay_probability_far: float = Field(0.9, ge=0.5, lt=1)
+    delay_near_minutes: int = Field(10, ge=0)
+    delay_far_minutes: int = Field(70, ge=0)
     send_rate_per_second: float = Field(29, gt=0)
     lease_seconds: int = Field(60, ge=1)
     leader_poll_seconds: float = Field(1.0, gt=0)  # a replica not sending looks this often

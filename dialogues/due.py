@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,10 +26,14 @@ class PushRules:
     delay_threshold: timedelta = timedelta(minutes=20)
     delay_min_interval: timedelta = timedelta(minutes=30)
     narrowed_ratio: float = 0.5
-    # "Late" must be likelier the further off the window's end is: a warning hours ahead can
-    # wait for more evidence, one in the last hour cannot.
-    delay_probability_near: float = 0.5  # within the last hour before the window ends
-    delay_probability_far: float = 0.8  # four hours or more before it
+    narrowed_updates: int = 2  # a narrowed window told again when it no longer holds
+    # "Late" must be likelier the further off the window's end is: a warning an hour ahead can
+    # wait for more evidence (and mostly gets it: the model's P(late) of a visit that will be
+    # late climbs towards 1 as the end nears), one in the last minutes cannot.
+    delay_probability_near: float = 0.5  # within delay_near before the window ends
+    delay_probability_far: float = 0.9  # delay_far or more before it
+    delay_near: timedelta = timedelta(minutes=10)
+    delay_far: timedelta = timedelta(minutes=70)
     missed_grace: timedelta = timedelta(minutes=15)
 
 
@@ -104,6 +108,8 @@ class Decision:
 # "At the next tick": later than this tick's now, earlier than any next one.
 NEXT_TICK = timedelta(milliseconds=1)
 LIVE_RECHECK_AT_MOST = timedelta(minutes=10)
+RECHECK_GRID = timedelta(minutes=1)
+GRID_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # A visit whose window passed a day ago produces nothing more until something changes.
 STILL_NEWS = timedelta(days=1)
 # Even with nothing in sight, a visit still to come is looked at again within this time.
@@ -155,9 +161,10 @@ def _next_at(facts: OrderFacts, prediction: Prediction | None, now: datetime, zo
             and now < facts.window_end + STILL_NEWS):
         if _on_its_day(facts, now, zone) and prediction is not None:
             # The prediction moves with every minute of the day: look again the sooner, the
-            # nearer the arrival (a tenth of the time left, at most every ten minutes).
+            # nearer the arrival (a tenth of the time left, between a minute and ten).
             left = max(prediction.eta - now, timedelta(0))
-            return now + max(NEXT_TICK, min(LIVE_RECHECK_AT_MOST, left / 10))
+            step = max(RECHECK_GRID, min(LIVE_RECHECK_AT_MOST, left / 10))
+            return _on_the_grid(now + step, step)
         local = facts.window_start.astimezone(zone)
         midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
         remind_at = datetime.combine(local.date() - timedelta(days=1),
@@ -168,6 +175,14 @@ def _next_at(facts: OrderFacts, prediction: Prediction | None, now: datetime, zo
             moments.append(remind_at)
     later = [m for m in moments if m > now]
     return min(later) if later else (now + NEXT_TICK if moments else None)
+
+
+def _on_the_grid(moment: datetime, step: timedelta) -> datetime:
+    """Round a later look up to the whole minute (five, if minutes away): looks that fall in
+    the same minute are made in one tick, not in several."""
+    grid = RECHECK_GRID * (5 if step >= 5 * RECHECK_GRID else 1)
+    since = moment - GRID_ORIGIN
+    return moment + (-since) % grid
 
 
 def _urgent_tonight(kind: str, facts: OrderFacts, now: datetime, zone: ZoneInfo,
@@ -182,8 +197,8 @@ def _urgent_tonight(kind: str, facts: OrderFacts, now: datetime, zone: ZoneInfo,
 
 def delay_probability(rules: PushRules, before_end: timedelta) -> float:
     """Return how likely lateness must be to warn now, this long before the window ends."""
-    hours = before_end.total_seconds() / 3600
-    share = min(1.0, max(0.0, (hours - 1) / 3))
+    share = min(1.0, max(0.0, (before_end - rules.delay_near) / (
+        rules.delay_far - rules.delay_near))) if rules.delay_far > rules.delay_near else 1.0
     return rules.delay_probability_near + share * (
         rules.delay_probability_far - rules.delay_probability_near)
 
@@ -247,6 +262,12 @@ def _last_told(facts: OrderFacts) -> SentPush | None:
     return max(told, key=lambda p: p.created_at) if told else None
 
 
+def _left(prediction: Prediction, told: SentPush) -> bool:
+    """Say whether the expected arrival lies outside the window last told."""
+    start, end = (datetime.fromisoformat(told.payload[k]) for k in ("from", "to"))
+    return not start <= prediction.eta <= end
+
+
 def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
                 rules: PushRules) -> list[DuePush]:
     zone = ZoneInfo(facts.timezone)
@@ -265,8 +286,18 @@ def _on_the_day(facts: OrderFacts, prediction: Prediction | None, now: datetime,
     late = prediction.late > delay_probability(rules, facts.window_end - now)
     near = prediction.eta <= now + rules.eta_near  # then "20 minutes away" says it better
     narrow = prediction.window_end - prediction.window_start <= booked * rules.narrowed_ratio
-    if not late and not near and narrow and prediction.window_end <= facts.window_end:
+    inside = not late and not near and prediction.window_end <= facts.window_end
+    narrowed = [p for p in facts.sent if p.dedupe_key.startswith(f"narrowed:{key}")]
+    if inside and narrow and not narrowed:
         found.append(DuePush("window_narrowed", f"narrowed:{key}", window))
+    # The narrower window told no longer holds: the expected arrival left it, still inside the
+    # booked window (past it, "delayed" says so). Waiting for a window that passed is what the
+    # customer was promised not to do.
+    if (inside and told is not None and told.kind == "window_narrowed"
+            and _left(prediction, told) and now - told.created_at >= rules.delay_min_interval
+            and len(narrowed) <= rules.narrowed_updates):
+        found.append(DuePush("window_narrowed", f"narrowed:{key}:{len(narrowed) + 1}",
+                             {**window, "update": True}))
     # "About 20 minutes away" only once the technician is really on the way to this door.
     on_the_way = facts.status == "en_route" or facts.eta_reported
     if on_the_way and now <= prediction.eta <= now + rules.eta_near:

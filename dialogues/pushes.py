@@ -45,10 +45,13 @@ def reminder(ctx: Context, payload: dict[str, Any]) -> Step:
 
 
 def window_narrowed(ctx: Context, payload: dict[str, Any]) -> Step:
-    """On the day: a much narrower expected window than the booked one."""
+    """On the day: a much narrower expected window than the booked one, or its update."""
+    times = ctx.t.times(_when(payload, "from"), _when(payload, "to"))
+    if payload.get("update"):
+        return ctx.step(Reply(ctx.t("Update: your technician now expects to arrive between "
+                                    "{times}.", times=times)))
     return ctx.step(Reply(ctx.t("Good news: your technician now expects to arrive between "
-                                "{times}.", times=ctx.t.times(_when(payload, "from"),
-                                                              _when(payload, "to")))))
+                                "{times}.", times=times)))
 
 
 def eta_near(ctx: Context, payload: dict[str, Any]) -> Step:

@@ -31,6 +31,8 @@ def push_rules(settings: Settings) -> PushRules:
         narrowed_ratio=pushes.narrowed_ratio,
         delay_probability_near=pushes.delay_probability_near,
         delay_probability_far=pushes.delay_probability_far,
+        delay_near=timedelta(minutes=pushes.delay_near_minutes),
+        delay_far=timedelta(minutes=pushes.delay_far_minutes),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from dialogues.due import (
     Change,
     Decision,
@@ -79,7 +81,7 @@ def test_delays_are_not_repeated_within_the_interval() -> None:
     now = START + timedelta(minutes=30)
     late = Prediction(eta=START + timedelta(hours=2, minutes=30),
                       window_start=START + timedelta(hours=2, minutes=10),
-                      window_end=START + timedelta(hours=2, minutes=50), late=0.9)
+                      window_end=START + timedelta(hours=2, minutes=50), late=0.95)
     facts = replace(FACTS, status="en_route")
     (push,) = [p for p in due_pushes(facts, late, now) if p.kind == "delayed"]
     told = replace(facts, sent=(SentPush("delayed", push.dedupe_key, push.payload, now),))
@@ -92,7 +94,7 @@ def test_a_delay_is_told_again_only_when_the_arrival_leaves_the_window_told() ->
     now = START + timedelta(minutes=30)
     late = Prediction(eta=START + timedelta(hours=2, minutes=30),
                       window_start=START + timedelta(hours=2),
-                      window_end=START + timedelta(hours=3, minutes=10), late=0.9)
+                      window_end=START + timedelta(hours=3, minutes=10), late=0.95)
     facts = replace(FACTS, status="en_route")
     (push,) = [p for p in due_pushes(facts, late, now) if p.kind == "delayed"]
     told = replace(facts, sent=(SentPush("delayed", push.dedupe_key, push.payload, now),))
@@ -131,8 +133,9 @@ def test_each_decision_says_when_the_order_is_decided_again() -> None:
 
 def test_a_delay_must_be_likelier_the_further_off_the_windows_end() -> None:
     rules = PushRules()
-    assert delay_probability(rules, timedelta(minutes=30)) == 0.5
-    assert delay_probability(rules, timedelta(hours=6)) == 0.8
+    assert delay_probability(rules, timedelta(minutes=5)) == 0.5
+    assert delay_probability(rules, timedelta(minutes=40)) == pytest.approx(0.7)
+    assert delay_probability(rules, timedelta(hours=6)) == 0.9
     now = START - timedelta(hours=2)  # 08:00, four hours before the window ends
     facts = replace(FACTS, status="en_route")
 
@@ -142,8 +145,8 @@ def test_a_delay_must_be_likelier_the_further_off_the_windows_end() -> None:
                                 window_end=end + timedelta(minutes=50), late=late)
         return kinds(facts, now, prediction)
 
-    assert "delayed" not in told(0.7)  # four hours to go: not sure enough yet
-    assert "delayed" in told(0.85)
+    assert "delayed" not in told(0.85)  # four hours to go: not sure enough yet
+    assert "delayed" in told(0.95)
 
 
 def test_a_delay_waits_for_the_morning_unless_the_visit_is_early() -> None:
@@ -154,3 +157,29 @@ def test_a_delay_waits_for_the_morning_unless_the_visit_is_early() -> None:
     early = replace(FACTS, window_start=START - timedelta(hours=1, minutes=30),
                     window_end=START + timedelta(hours=1))
     assert "delayed" in kinds(early, night, late)  # an 08:30 visit cannot wait
+
+
+def test_a_narrowed_window_that_no_longer_holds_is_told_again_within_the_booked_one() -> None:
+    now = START - timedelta(hours=1)  # 09:00, the booked window 10:00-12:00
+
+    def at(start: int, end: int, eta: int, late: float = 0.0) -> Prediction:
+        return Prediction(eta=START + timedelta(minutes=eta),
+                          window_start=START + timedelta(minutes=start),
+                          window_end=START + timedelta(minutes=end), late=late)
+
+    evening = now - timedelta(hours=15)
+    (reminder,) = due_pushes(FACTS, None, evening)
+    reminded = replace(FACTS, sent=(SentPush(reminder.kind, reminder.dedupe_key,
+                                             reminder.payload, evening),))
+    (first,) = due_pushes(reminded, at(0, 40, 20), now)
+    assert first.kind == "window_narrowed" and "update" not in first.payload
+    told = replace(reminded, sent=(*reminded.sent,
+                                   SentPush(first.kind, first.dedupe_key, first.payload, now)))
+    assert kinds(told, now + timedelta(minutes=40), at(5, 45, 25)) == set()  # it still holds
+    # The job before ran long: the arrival is expected after the window told, within the booked.
+    assert kinds(told, now + timedelta(minutes=10), at(50, 95, 70)) == set()  # too soon again
+    (update,) = due_pushes(told, at(50, 95, 70), now + timedelta(minutes=40))
+    assert update.kind == "window_narrowed" and update.payload["update"] is True
+    assert update.dedupe_key.endswith(":2")
+    # Past the booked window it is a delay, not an update.
+    assert kinds(told, now + timedelta(minutes=40), at(100, 150, 130, late=0.95)) == {"delayed"}
