@@ -89,6 +89,16 @@ WORLDS: dict[str, World] = {
                               JobType("repair", 45, 0.95, 0.5, 0.5)),
                    send_job_type=True, with_coordinates=False, eta_probability=0.6,
                    cancel_probability=0.06),
+    # Written down before any model saw it (session of 2026-12-06), after the delay rule was
+    # chosen on the others: a rural operator with long drives, few long visits, slow starters.
+    "sprawl": World(seed=23, city_km=35.0, speed_kmh=40.0, stops_per_day=(3, 5),
+                    job_types=(JobType("install", 150, 0.95, 0.35, 0.4),
+                               JobType("repair", 60, 1.15, 0.45, 0.6)),
+                    technician_sd=0.2, technician_drive_sd=0.15, overrun_probability=0.03,
+                    day_traffic_sd=0.1, leg_sd=0.3, shift_start=time(8, 0),
+                    shift_start_sd_minutes=15.0, window_hours=3, eta_probability=0.2,
+                    position_every_minutes=1.0, days_without_positions=0.5,
+                    cancel_probability=0.02, no_show_probability=0.04),
 }
 
 
