@@ -259,6 +259,7 @@ class StatusAnswer:
     window_start: datetime
     window_end: datetime
     eta: datetime | None
+    late_probability: float | None = None  # the model's P(arrival after the booked window)
 
 
 def status_answers(services: Services, *, now: datetime) -> list[StatusAnswer]:
@@ -274,9 +275,10 @@ def status_answers(services: Services, *, now: datetime) -> list[StatusAnswer]:
         answers = []
         for order in sorted(orders, key=lambda o: o.number):
             assert order.window_start is not None and order.window_end is not None
-            start, end, eta = told_window(prediction_of(order, predicted, settings=settings),
-                                          order.window_start, order.window_end)
-            answers.append(StatusAnswer(order.number, order.timezone, start, end, eta))
+            prediction = prediction_of(order, predicted, settings=settings)
+            start, end, eta = told_window(prediction, order.window_start, order.window_end)
+            answers.append(StatusAnswer(order.number, order.timezone, start, end, eta,
+                                        prediction.late if prediction else None))
         return answers
 
 

@@ -167,7 +167,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
         return replay(settings, Path(args.log), out=out, ask_every_minutes=args.ask_every,
-                      tick_seconds=args.tick, database_url=args.database)
+                      tick_seconds=args.tick, database_url=args.database, explain=args.explain)
     except ReplayError as exc:
         print(f"techbot replay: {exc}", file=sys.stderr)
         return 2
@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the push tick in replayed time (default: scheduler.tick_seconds)")
     replay.add_argument("--database", metavar="URL",
                         help="replay into this database (default: a fresh temporary SQLite)")
+    replay.add_argument("--explain", action="store_true",
+                        help="status lines also carry late_probability (the model's P(late))")
     replay.set_defaults(handler=_replay)
     agents = commands.add_parser("agents", help="the service team's console logins"
                                  ).add_subparsers(dest="agents", required=True)

@@ -39,6 +39,7 @@ PREFIX = "replay:"
 METHODS = frozenset({"GET", "PUT", "POST"})
 # Pushes whose payload carries a window (and ETA) the customer was told.
 WINDOW_KINDS = frozenset({"window_narrowed", "delayed", "waitlist_offer"})
+NEVER = datetime.max.replace(tzinfo=UTC)  # the next tick when no order awaits a decision
 
 
 class ReplayError(Exception):
@@ -134,8 +135,9 @@ class Replay:
     """One replay: a fresh service on its own database, fed call by call."""
 
     def __init__(self, settings: Settings, out: IO[str], complain: IO[str], *,
-                 ask_every: timedelta | None, tick: timedelta) -> None:
+                 ask_every: timedelta | None, tick: timedelta, explain: bool = False) -> None:
         self.settings, self.out, self.complain = settings, out, complain
+        self.explain = explain
         self.ask_every, self.tick = ask_every, tick
         self.services: Services = build_services(settings)
         self.clock = ReplayClock(datetime(2000, 1, 1, tzinfo=UTC))
@@ -205,7 +207,9 @@ class Replay:
         """Skip the ticks that would find no order due: they change nothing, so skip them."""
         with transaction(self.services.sessions) as session:
             due = next_decision_at(session)
-        if due is None or due <= tick:
+        if due is None:  # nothing is ever due until a call changes something
+            return NEVER
+        if due <= tick:
             return tick
         return self._tick_after(due - self.tick / 10**6)
 
@@ -291,10 +295,14 @@ class Replay:
         now = self.clock.now
         for answer in status_answers(self.services, now=now):
             zone = ZoneInfo(answer.timezone)
-            self._write({"at": _iso(now, zone), "order": answer.number, "kind": "status",
-                         "window": {"start": _iso(answer.window_start, zone),
-                                    "end": _iso(answer.window_end, zone)},
-                         "eta": _iso(answer.eta, zone)})
+            line: dict[str, Any] = {
+                "at": _iso(now, zone), "order": answer.number, "kind": "status",
+                "window": {"start": _iso(answer.window_start, zone),
+                           "end": _iso(answer.window_end, zone)},
+                "eta": _iso(answer.eta, zone)}
+            if self.explain:
+                line["late_probability"] = answer.late_probability
+            self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
         self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -325,7 +333,7 @@ def _window(payload: dict[str, Any], zone: ZoneInfo) -> dict[str, str | None] | 
 
 def replay(settings: Settings, log: Path, *, out: IO[str], ask_every_minutes: float | None,
            tick_seconds: float | None, database_url: str | None,
-           complain: IO[str] = sys.stderr) -> int:
+           complain: IO[str] = sys.stderr, explain: bool = False) -> int:
     """Run `techbot replay`: read the whole log, replay it, write the customers' messages."""
     if ask_every_minutes is not None and ask_every_minutes <= 0:
         raise ReplayError("--ask-every must be a positive number of minutes")
@@ -343,7 +351,7 @@ def replay(settings: Settings, log: Path, *, out: IO[str], ask_every_minutes: fl
         own.data_dir = Path(folder)
         own.database.url = database_url or f"sqlite:///{Path(folder) / 'replay.sqlite3'}"
         own.api.token = SecretStr(secrets.token_hex(24))  # the replay's own, never printed
-        runner = Replay(own, out, complain, ask_every=ask, tick=tick)
+        runner = Replay(own, out, complain, ask_every=ask, tick=tick, explain=explain)
         try:
             with log.open(encoding="utf-8") as handle:
                 asyncio.run(runner.run(read_calls(handle, complain), Progress(complain, total)))
