@@ -44,6 +44,7 @@ from storage.orders import orders_booked_between
 from storage.technicians import RouteView, routes_of_orders, technicians_by_ids
 
 KEEP_FORECASTS = timedelta(days=30)
+RELEARN_SHARE = 100  # learn again once the new visits are this share (1/N) of those learned
 LATE_ARRIVAL_REPORT = timedelta(hours=1)
 
 
@@ -62,7 +63,10 @@ def _refresh(session: Session, state: LearnedArrivals, settings: Settings, now: 
     every = timedelta(minutes=settings.prediction.relearn_minutes)
     if state.model is None or state.model_at is None or now - state.model_at >= every:
         newest = newest_visit_id(session)
-        if state.model is None or newest != state.newest_visit:
+        # Learning reads the whole history again: worth it once the new visits are more than a
+        # hundredth of what the model learned from (a few a day, not one every half hour).
+        enough = max(1, (state.model.visits if state.model else 0) // RELEARN_SHARE)
+        if state.model is None or newest - state.newest_visit >= enough:
             visits = recent_visits(session, before=now, limit=settings.prediction.history_visits)
             state.model, state.newest_visit = learn(visits), newest
         state.model_at = now
