@@ -379,31 +379,38 @@ class PastForecast(Protocol):
     @property
     def ahead(self) -> int: ...
 
+    @property
+    def window_start(self) -> datetime | None: ...
+
+
+Kind = tuple[int, int, int]  # horizon bucket, later stop (1) or the next (0), floor-bound (1)
 
 
 @dataclass(frozen=True)
 class Calibration:
     """How much to stretch each side of the model's interval, per kind of forecast.
 
-    A kind is the horizon's bucket and whether the stop is the technician's next one or one
-    further down the route (their errors differ: one stretch for both would widen the one that
-    needs none).
+    A kind is the horizon's bucket, whether the stop is the technician's next one or one
+    further down the route, and whether the interval starts where the booked window opens
+    (floor-bound: it cannot miss low, and its errors above are those of a wait at the door).
+    Their errors differ: one stretch for all would widen the ones that need none.
     """
 
-    scales_by_kind: Mapping[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+    scales_by_kind: Mapping[Kind, tuple[float, float]] = field(default_factory=dict)
     default: tuple[float, float] = (1.0, 1.0)
     judged: int = 0  # how many past forecasts taught it
     # Kinds with a track record of their own (or of their horizon): only these may be told a
     # window narrower than the booked one.
-    trusted: frozenset[tuple[int, int]] = frozenset()
+    trusted: frozenset[Kind] = frozenset()
 
-    def scales(self, horizon_minutes: float, ahead: int = 0) -> tuple[float, float]:
-        """Return (lower, upper) stretch factors for a forecast this far and this many ahead."""
-        return self.scales_by_kind.get(kind_of(horizon_minutes, ahead), self.default)
+    def scales(self, horizon_minutes: float, ahead: int = 0,
+               bound: bool = False) -> tuple[float, float]:
+        """Return (lower, upper) stretch factors for a forecast of this kind."""
+        return self.scales_by_kind.get(kind_of(horizon_minutes, ahead, bound), self.default)
 
-    def trusts(self, horizon_minutes: float, ahead: int = 0) -> bool:
+    def trusts(self, horizon_minutes: float, ahead: int = 0, bound: bool = False) -> bool:
         """Say whether forecasts of this kind have been judged often enough to narrow a window."""
-        return kind_of(horizon_minutes, ahead) in self.trusted
+        return kind_of(horizon_minutes, ahead, bound) in self.trusted
 
 
 # Until the model has a track record, its own spread is trusted only a quarter more than it says.
@@ -419,9 +426,12 @@ def bucket_of(horizon_minutes: float) -> int:
     return next((i for i, edge in enumerate(HORIZONS) if horizon_minutes < edge), len(HORIZONS))
 
 
-def kind_of(horizon_minutes: float, ahead: int) -> tuple[int, int]:
-    """Return the forecast's kind: its horizon bucket, and next stop (0) or a later one (1)."""
-    return bucket_of(horizon_minutes), min(ahead, 1)
+def kind_of(horizon_minutes: float, ahead: int, bound: bool = False) -> Kind:
+    """Return the forecast's kind: horizon bucket, next stop (0) or later (1), floor-bound."""
+    return bucket_of(horizon_minutes), min(ahead, 1), int(bound)
+
+
+BOUND_SLACK = timedelta(seconds=30)  # an interval starting this close to the window's opening
 
 
 def _conformal(scores: np.ndarray, level: float) -> float:
@@ -448,7 +458,8 @@ def _joint_stretch(lower: np.ndarray, upper: np.ndarray, coverage: float) -> tup
     return low, min(max(float(high), least), most)
 
 
-Judged = tuple[int, int, float, float]  # kind (bucket, later), upper score, lower score
+# Kind (bucket, later, bound), upper score, lower score.
+Judged = tuple[int, int, int, float, float]
 
 
 def judge(forecast: PastForecast) -> Judged:
@@ -457,8 +468,10 @@ def judge(forecast: PastForecast) -> Judged:
     up = max((forecast.high - forecast.median) / MINUTE, FLOOR_MINUTES)
     down = max((forecast.median - forecast.low) / MINUTE, FLOOR_MINUTES)
     late = (forecast.arrived_at - forecast.median) / MINUTE
-    bucket, later = kind_of(horizon, forecast.ahead)
-    return bucket, later, late / up, -late / down
+    opens = forecast.window_start
+    bound = (opens is not None and opens > forecast.made_at
+             and forecast.low <= opens + BOUND_SLACK)
+    return (*kind_of(horizon, forecast.ahead, bound), late / up, -late / down)
 
 
 def calibrate(forecasts: Sequence[PastForecast], *, coverage: float,
@@ -474,19 +487,24 @@ def calibrate_judged(rows: Sequence[Judged], *, coverage: float,
         return UNJUDGED
     table = np.array(rows, dtype=float)
 
-    def stretch(mine: np.ndarray) -> tuple[float, float]:
-        return _joint_stretch(mine[:, 3], mine[:, 2], coverage)
+    def stretch(mine: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
+        if len(mine) < minimum:  # too few of this kind: as the wider kind they belong to
+            return fallback
+        return _joint_stretch(mine[:, 4], mine[:, 3], coverage)
 
-    pooled = stretch(table)
+    pooled = stretch(table, UNJUDGED.default)
     kinds, trusted = {}, set()
     for bucket in range(len(HORIZONS) + 1):
         in_bucket = table[table[:, 0] == bucket]
-        fallback = stretch(in_bucket) if len(in_bucket) >= minimum else pooled
+        of_bucket = stretch(in_bucket, pooled)
         for later in (0, 1):
-            mine = in_bucket[in_bucket[:, 1] == later]
-            kinds[(bucket, later)] = stretch(mine) if len(mine) >= minimum else fallback
-            if len(in_bucket) >= minimum:
-                trusted.add((bucket, later))
+            in_place = in_bucket[in_bucket[:, 1] == later]
+            of_place = stretch(in_place, of_bucket)
+            for bound in (0, 1):
+                kind = (bucket, later, bound)
+                kinds[kind] = stretch(in_place[in_place[:, 2] == bound], of_place)
+                if len(in_bucket) >= minimum:
+                    trusted.add(kind)
     return Calibration(kinds, pooled, len(rows), frozenset(trusted))
 
 
@@ -700,8 +718,10 @@ def _summarise(arrival: np.ndarray, floor: np.ndarray, window_end: np.ndarray, c
     """Turn sampled arrivals (stops × samples) into calibrated windows and P(late)."""
     tail = (1 - coverage) / 2
     low, median, high = np.quantile(arrival, [tail, 0.5, 1 - tail], axis=1)
-    scales = np.array([calibration.scales(float(m), a) for m, a in zip(median, aheads,
-                                                                       strict=True)])
+    # The window's opening (still to come) holds the interval's start: as `judge` files it.
+    bound = (floor > 0) & (low <= floor + BOUND_SLACK / MINUTE)
+    kinds = list(zip(median.tolist(), aheads, bound.tolist(), strict=True))
+    scales = np.array([calibration.scales(m, a, b) for m, a, b in kinds])
     centre = median[:, None]
     stretched = np.where(arrival >= centre, centre + (arrival - centre) * scales[:, 1:2],
                          centre - (centre - arrival) * scales[:, 0:1])
@@ -712,8 +732,7 @@ def _summarise(arrival: np.ndarray, floor: np.ndarray, window_end: np.ndarray, c
                            floor)
     shown_high = median + scales[:, 1] * np.maximum(high - median, FLOOR_MINUTES)
     # Without a track record at this horizon the model may say "later", never "narrower".
-    untrusted = np.array([not calibration.trusts(float(m), a)
-                          for m, a in zip(median, aheads, strict=True)], dtype=bool)
+    untrusted = np.array([not calibration.trusts(m, a, b) for m, a, b in kinds], dtype=bool)
     booked_end = np.where(np.isfinite(window_end), window_end, shown_high)
     shown_low = np.where(untrusted, floor, shown_low)
     shown_high = np.where(untrusted, np.maximum(shown_high, booked_end), shown_high)

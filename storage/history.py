@@ -140,6 +140,7 @@ class Forecast:
     arrived_at: datetime
     ahead: int
     id: int = 0
+    window_start: datetime | None = None  # the booked window's opening (nobody comes before)
 
 
 def add_forecasts(session: Session, *,
@@ -157,15 +158,15 @@ def resolved_forecasts(session: Session, *, before: datetime, limit: int,
     """Return the newest forecasts whose visit has arrived (since `arrived_after`), newest first."""
     query = (select(ArrivalForecast.made_at, ArrivalForecast.low, ArrivalForecast.median,
                     ArrivalForecast.high, Order.arrived_at, ArrivalForecast.ahead,
-                    ArrivalForecast.id)
+                    ArrivalForecast.id, Order.window_start)
              .join(Order, Order.id == ArrivalForecast.order_id)
              .where(Order.arrived_at.is_not(None), Order.arrived_at <= before,
                     ArrivalForecast.made_at < Order.arrived_at))
     if arrived_after is not None:
         query = query.where(Order.arrived_at > arrived_after)
     rows = session.execute(query.order_by(ArrivalForecast.id.desc()).limit(limit)).all()
-    return [Forecast(made_at, low, median, high, arrived_at, ahead, forecast_id)
-            for made_at, low, median, high, arrived_at, ahead, forecast_id in rows
+    return [Forecast(made_at, low, median, high, arrived_at, ahead, forecast_id, opens)
+            for made_at, low, median, high, arrived_at, ahead, forecast_id, opens in rows
             if arrived_at is not None]
 
 

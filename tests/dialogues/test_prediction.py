@@ -187,6 +187,7 @@ class Past:
     high: datetime
     arrived_at: datetime
     ahead: int = 0
+    window_start: datetime | None = None
 
 
 def test_calibration_widens_what_missed_and_narrows_what_was_too_careful() -> None:
@@ -214,12 +215,13 @@ def test_an_interval_that_cannot_miss_low_leaves_the_misses_to_its_upper_side() 
     made = DAY
     # Every interval starts where the booked window opens: nobody arrives before it, a third
     # arrive right then (the technician waited at the door), the rest spread above.
-    forecasts = [Past(made, made + timedelta(minutes=60), made + timedelta(minutes=70),
-                      made + timedelta(minutes=90),
+    opens = made + timedelta(minutes=60)
+    forecasts = [Past(made, opens, made + timedelta(minutes=70), made + timedelta(minutes=90),
                       made + timedelta(minutes=60 if k % 3 == 0 else 60 + float(
-                          rng.exponential(15)))) for k in range(600)]
+                          rng.exponential(15))), window_start=opens) for k in range(600)]
     calibration = calibrate(forecasts, coverage=0.9)
-    lower, upper = calibration.scales(70)
+    lower, upper = calibration.scales(70, 0, bound=True)
+    assert calibration.scales(70, 0, bound=False) == (lower, upper)  # none free: as the bound
 
     def held(forecast: Past) -> bool:
         low = forecast.median - lower * (forecast.median - forecast.low)
@@ -253,3 +255,21 @@ def test_a_window_narrower_than_the_booked_one_needs_a_track_record() -> None:
     first = tried[booked[0].order_id]
     assert booked[0].window_end is not None
     assert first.window_end - first.window_start < booked[0].window_end - booked[0].window_start
+
+
+def test_intervals_held_by_the_window_s_opening_are_calibrated_apart_from_free_ones() -> None:
+    rng = np.random.default_rng(9)
+    made = DAY
+    opens = made + timedelta(minutes=60)
+
+    def past(bound: bool, spread: float) -> Past:
+        low = opens if bound else made + timedelta(minutes=60)
+        return Past(made, low, made + timedelta(minutes=70), made + timedelta(minutes=80),
+                    made + timedelta(minutes=70 + float(rng.normal(0, spread))),
+                    window_start=opens if bound else made - timedelta(hours=1))
+
+    # Held by the opening: right as said. Free (the window opened long ago): three times off.
+    calibration = calibrate([past(True, 3) for _ in range(300)]
+                            + [past(False, 18) for _ in range(300)], coverage=0.9)
+    assert max(calibration.scales(70, 0, bound=True)) < 1.0
+    assert min(calibration.scales(70, 0, bound=False)) > 2.0
