@@ -8,7 +8,7 @@ point ETA's error; the last window told before arrival; late visits warned in ti
 alarms; pushes per visit. The oracle (bench/oracle.py) answers the same questions from the
 world's true distributions: the best any predictor could do there.
 
-Run: .venv/bin/python -m bench.predict [--worlds base,slow-city,tight] [--technicians 30]
+Run: .venv/bin/python -m bench.predict [--worlds base,slow-city,tight,sprawl] [--technicians 30]
      [--warmup-days 10] [--days 8] [--ask-every 10]
 """
 
@@ -234,7 +234,7 @@ def checks(results: dict[str, Scores]) -> list[str]:
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", default="base,slow-city,tight")
+    parser.add_argument("--worlds", default="base,slow-city,tight,sprawl")
     parser.add_argument("--technicians", type=int, default=30)
     parser.add_argument("--warmup-days", type=int, default=10)
     parser.add_argument("--days", type=int, default=8)
