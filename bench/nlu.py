@@ -83,7 +83,7 @@ def cpu_seconds(pid: int, *, tree: bool = True) -> float:
 
 async def run(url: str, texts: list[str]) -> list[str]:
     """Measure both paths at 1, 8 and 32 concurrent requests; return report lines."""
-    client = NluClient(url=url, timeout=10)
+    client = NluClient(url, timeout=10)
     raw = httpx.AsyncClient(base_url=url, timeout=10,
                             limits=httpx.Limits(max_keepalive_connections=32))
 

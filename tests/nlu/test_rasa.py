@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def held_out_results(rasa_server: RasaServer):  # type: ignore[no-untyped-def]
     examples = load_examples("tests")
-    client = NluClient(url=rasa_server.url, timeout=30, fallback_threshold=0.3)
+    client = NluClient(rasa_server.url, timeout=30, fallback_threshold=0.3)
     parsed = asyncio.run(parse_all(client, examples))
     return examples, parsed
 
@@ -58,7 +58,7 @@ def test_language_is_identified_on_held_out_messages(
 
 def test_entities_come_back_normalised(rasa_server: RasaServer) -> None:
     async def both() -> tuple[Parsed, Parsed]:
-        client = NluClient(url=rasa_server.url, timeout=30)
+        client = NluClient(rasa_server.url, timeout=30)
         order = await client.parse("meine auftragsnummer ist 48213377")
         language = await client.parse("can you write in german please")
         await client.close()
@@ -88,7 +88,7 @@ def test_the_client_survives_a_killed_server_and_recovers() -> None:
 
     server = RasaServer(port=free_port())
     server.start()
-    client = NluClient(url=server.url, timeout=2)
+    client = NluClient(server.url, timeout=2)
 
     async def scenario() -> tuple[str, bool, str]:
         before = await client.parse("wann kommt der techniker")
