@@ -70,7 +70,6 @@ class NluSettings(BaseModel):
     timeout_seconds: float = Field(2.0, gt=0)
     fallback_threshold: float = Field(0.5, ge=0, le=1)
     local_port: int = Field(5005, ge=1, le=65535)
-    local_servers: int = Field(1, ge=1, le=16)  # started on consecutive ports when no URL is set
     in_flight_per_server: int = Field(2, ge=1, le=64)
 
     @field_validator("urls", mode="before")
