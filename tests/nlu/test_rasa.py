@@ -108,6 +108,55 @@ def test_the_client_survives_a_killed_server_and_recovers() -> None:
     assert (before, available, after) == ("ask_status", False, "ask_status")
 
 
+class Failures:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def failed(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def up(self, available: bool) -> None:
+        pass
+
+
+def test_two_servers_one_killed_mid_run_every_parse_is_answered() -> None:
+    from nlu.commands import free_port
+
+    servers = [RasaServer(port=free_port()), RasaServer(port=free_port())]
+    failures = Failures()
+    texts = [e.plain for e in load_examples("tests")][:600]
+
+    async def scenario() -> list[Parsed]:
+        client = NluClient([s.url for s in servers], timeout=2, metrics=failures)
+        gate = asyncio.Semaphore(8)  # a burst: more at once than the servers take
+        done = 0
+
+        async def one(text: str) -> Parsed:
+            nonlocal done
+            async with gate:
+                parsed = await client.parse(text)
+            done += 1
+            if done == 200:  # mid-run, with requests in flight on both servers
+                assert servers[0].process is not None
+                os.killpg(servers[0].process.pid, signal.SIGKILL)
+            return parsed
+
+        results = await asyncio.gather(*(one(t) for t in texts))
+        await client.close()
+        return list(results)
+
+    try:
+        for server in servers:
+            server.start()
+        results = asyncio.run(scenario())
+    finally:
+        for server in servers:
+            server.stop()
+    assert [r for r in results if not r.available] == []
+    assert failures.reasons  # the killed server's requests failed, and were answered elsewhere
+    assert sum(r.intent != "nlu_fallback" for r in results) > 0.9 * len(results)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_language_folder_exists_for(language: str) -> None:
     assert (PROJECT_ROOT / "nlu" / "data" / language).is_dir()
