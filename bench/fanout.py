@@ -48,7 +48,7 @@ async def deliver_and_measure(api: FakeBotApi, url: str, orders: int, deliver: i
     print(f"# Push fan-out: {orders} orders due in one tick\n")
     print(f"decide and enqueue: {enqueued} pushes in {decided:.2f} s "
           f"({enqueued / decided:.0f} pushes/s)")
-    bot = TelegramBot(services, NluClient(url="http://127.0.0.1:9"))
+    bot = TelegramBot(services, NluClient("http://127.0.0.1:9"))
     await bot.application.initialize()
     sender = Sender(services, [TelegramChannel(bot)])
     started = time.monotonic()

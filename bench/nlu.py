@@ -1,7 +1,10 @@
 """Benchmark the NLU: latency and throughput through the client, beside raw /model/parse.
 
-Run: .venv/bin/python bench/nlu.py [--requests N] [--url URL]
-Starts a local Rasa server on the current model unless --url is given.
+Run: .venv/bin/python -m bench.nlu [--requests N] [--previous CONFIG] [--servers N] [--url URL]
+Serves the previous pipeline's model (nlu/candidates/session3.yml, trained once if missing) and
+the current one in turn on local Rasa servers, so that both are measured in the same run, and
+the current one once more on --servers servers balanced by the client. --url measures a running
+server instead.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,8 +25,12 @@ import httpx
 from nlu.client import NluClient
 from nlu.commands import free_port
 from nlu.normalize import normalize
-from nlu.project import RasaServer, train
+from nlu.project import NLU_DIR, RasaServer, model_path, train
 from nlu.training_data import load_examples
+
+CONCURRENCY = (1, 8, 32)
+IN_FLIGHT = (1, 2, 4)  # requests in flight per server through the client, at 32 concurrent
+TIMEOUT = 10.0  # seconds; a request slower than this counts as failed
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -31,21 +39,53 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def measure(call: Callable[[str], Awaitable[object]], texts: list[str],
-                  concurrency: int) -> tuple[list[float], float]:
-    """Run every text through `call`, `concurrency` at a time; return latencies and seconds."""
+@dataclass
+class Row:
+    """The figures of one run of every text through one path."""
+
+    latencies: list[float]
+    seconds: float
+    failed: int
+    cpu_seconds: float  # of the NLU servers during the run
+    load: float  # the machine's 1-minute load average when the run began
+
+    def cells(self) -> str:
+        """Return the row's Markdown cells from p50 on."""
+        ms = [1000 * v for v in (statistics.median(self.latencies),
+                                  percentile(self.latencies, 0.95),
+                                  percentile(self.latencies, 0.99), max(self.latencies))]
+        count = len(self.latencies)
+        return (" | ".join(f"{v:.1f}" for v in ms) + f" | {count / self.seconds:.0f} | "
+                f"{1000 * self.cpu_seconds / count:.2f} | {self.failed} | {self.load:.1f} |")
+
+
+HEADER = ("| model | servers | path | concurrency | p50 ms | p95 ms | p99 ms | max ms | "
+          "messages/s | NLU CPU ms/msg | failed | load |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+async def measure(call: Callable[[str], Awaitable[bool]], texts: list[str], concurrency: int,
+                  pids: list[int]) -> Row:
+    """Run every text through `call`, `concurrency` at a time; `call` says if it succeeded."""
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
+    failed = 0
 
     async def one(text: str) -> None:
+        nonlocal failed
         async with gate:
             started = time.perf_counter()
-            await call(text)
+            if not await call(text):
+                failed += 1
             latencies.append(time.perf_counter() - started)
 
+    load = os.getloadavg()[0]
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     started = time.perf_counter()
     await asyncio.gather(*(one(t) for t in texts))
-    return latencies, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return Row(latencies, seconds, failed, sum(cpu_seconds(pid) for pid in pids) - cpu_before,
+               load)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -81,61 +121,99 @@ def cpu_seconds(pid: int, *, tree: bool = True) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def run(url: str, texts: list[str]) -> list[str]:
-    """Measure both paths at 1, 8 and 32 concurrent requests; return report lines."""
-    client = NluClient(url=url, timeout=10)
-    raw = httpx.AsyncClient(base_url=url, timeout=10,
-                            limits=httpx.Limits(max_keepalive_connections=32))
+async def bench_servers(name: str, urls: list[str], pids: list[int], texts: list[str], *,
+                        raw: bool) -> list[str]:
+    """Measure the client (and, for one server, raw /model/parse); return table rows."""
+    lines = []
+    prefix = f"| {name} | {len(urls)} |"
+    async with httpx.AsyncClient(base_url=urls[0], timeout=TIMEOUT,
+                                 limits=httpx.Limits(max_keepalive_connections=32)) as http:
 
-    async def through_client(text: str) -> object:
-        return await client.parse(text)
+        async def raw_parse(text: str) -> bool:
+            try:
+                response = await http.post("/model/parse", json={"text": normalize(text)})
+                return response.status_code == 200
+            except httpx.HTTPError:
+                return False
 
-    async def raw_parse(text: str) -> object:
-        return (await raw.post("/model/parse", json={"text": normalize(text)})).json()
+        for concurrency in CONCURRENCY:
+            for in_flight in (IN_FLIGHT if concurrency == max(CONCURRENCY) else (2,)):
+                client = NluClient(urls, timeout=TIMEOUT, in_flight=in_flight)
 
-    await through_client("warm up")
-    await raw_parse("warm up")
-    lines = ["| path | concurrency | p50 ms | p95 ms | p99 ms | messages/s |",
-             "|---|---|---|---|---|---|"]
-    for concurrency in (1, 8, 32):
-        for name, call in (("client (Parsed)", through_client), ("raw /model/parse", raw_parse)):
-            latencies, seconds = await measure(call, texts, concurrency)
-            lines.append(
-                f"| {name} | {concurrency} | {1000 * statistics.median(latencies):.1f} | "
-                f"{1000 * percentile(latencies, 0.95):.1f} | "
-                f"{1000 * percentile(latencies, 0.99):.1f} | {len(texts) / seconds:.0f} |")
-    await client.close()
-    await raw.aclose()
+                async def through_client(text: str, client: NluClient = client) -> bool:
+                    return (await client.parse(text)).available
+
+                await through_client("warm up")
+                row = await measure(through_client, texts, concurrency, pids)
+                lines.append(f"{prefix} client, {in_flight} in flight | {concurrency} | "
+                             f"{row.cells()}")
+                await client.close()
+            if raw:
+                await raw_parse("warm up")
+                row = await measure(raw_parse, texts, concurrency, pids)
+                lines.append(f"{prefix} raw /model/parse | {concurrency} | {row.cells()}")
+    return lines
+
+
+@contextlib.contextmanager
+def serving(model: Path, count: int) -> Iterator[list[RasaServer]]:
+    """Run `count` local servers on the model for the block."""
+    servers = [RasaServer(port=free_port(), model=model) for _ in range(count)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def bench_model(name: str, model: Path, texts: list[str], servers: int) -> list[str]:
+    """Measure one model on one server, then through the client on `servers` servers."""
+    lines = []
+    for count in sorted({1, servers}):
+        with serving(model, count) as running:
+            pids = [s.process.pid for s in running if s.process is not None]
+            idle = sum(rss_mb(pid) for pid in pids)
+            lines += asyncio.run(bench_servers(name, [s.url for s in running], pids, texts,
+                                               raw=count == 1))
+            busy = sum(rss_mb(pid) for pid in pids)
+        lines.append(f"<!-- {name}, {count} server(s): RSS {idle:.0f} MB idle, {busy:.0f} MB "
+                     "after the runs -->")
     return lines
 
 
 def main() -> None:
-    """Parse the arguments, start the server if needed, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Parse the arguments, serve each model in turn, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--url", default="")
+    parser.add_argument("--previous", type=Path, default=NLU_DIR / "candidates" / "session3.yml",
+                        help="the previous pipeline, measured beside the current one "
+                             "(an empty value: the current one alone)")
+    parser.add_argument("--servers", type=int, default=2,
+                        help="also measure the current model on this many servers")
+    parser.add_argument("--url", default="", help="measure this running server alone")
     args = parser.parse_args()
     examples = load_examples("tests")
     texts = [examples[i % len(examples)].plain for i in range(args.requests)]
-    server = None
-    url = args.url
-    if not url:
-        train()
-        server = RasaServer(port=free_port())
-        server.start()
-        url = server.url
-    try:
-        idle = rss_mb(server.process.pid) if server and server.process else None
-        lines = asyncio.run(run(url, texts))
-        busy = rss_mb(server.process.pid) if server and server.process else None
-    finally:
-        if server is not None:
-            server.stop()
     print(f"# NLU benchmark: {args.requests} held-out messages per row, {platform.machine()}, "
-          f"{platform.python_version()}")
-    print("\n".join(lines))
-    if idle is not None:
-        print(f"\nRasa server RSS: {idle:.0f} MB idle, {busy:.0f} MB after the runs")
+          f"{os.cpu_count()} cores, {platform.python_version()}; load = 1-minute load average "
+          "when the row began\n")
+    print(HEADER, flush=True)
+    if args.url:
+        print("\n".join(asyncio.run(bench_servers(args.url, [args.url], [], texts, raw=True))))
+        return
+    models = [("current", model_path())]
+    if str(args.previous) not in ("", "."):
+        previous = args.previous.resolve()
+        models.insert(0, (f"previous ({previous.stem})", model_path(previous)))
+        train(config=previous)
+    train()
+    for name, model in models:
+        lines = bench_model(f"{name}: `{model.name.removesuffix('.tar.gz')}`", model, texts,
+                            args.servers if name == "current" else 1)
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -52,23 +51,23 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings=settings, engine=engine, sessions=make_session_factory(engine))
 
 
-async def nlu_url(settings: Settings, stack: AsyncExitStack) -> str:
-    """Return the configured NLU URL, or start a local server that the stack stops."""
-    url, booting = nlu_booting(settings, stack)
+async def nlu_urls(settings: Settings, stack: AsyncExitStack) -> list[str]:
+    """Return the configured NLU URLs, or start local servers that the stack stops."""
+    urls, booting = nlu_booting(settings, stack)
     if booting is not None:
         await booting
-    return url
+    return urls
 
 
 def nlu_booting(settings: Settings, stack: AsyncExitStack
-                ) -> tuple[str, asyncio.Future[None] | None]:
-    """Return the NLU URL at once and, for a local server, its start (train, then serve).
+                ) -> tuple[list[str], asyncio.Future[None] | None]:
+    """Return the NLU URLs at once and, for local servers, their start (train, then serve).
 
     The service answers meanwhile: the ops API and health checks at once, customers with the
     buttons the bot offers whenever the NLU does not answer.
     """
-    if settings.nlu.url:
-        return settings.nlu.url, None
+    if settings.nlu.server_urls:
+        return settings.nlu.server_urls, None
     server = RasaServer(port=free_port(settings.nlu.local_port))
 
     def boot() -> None:
@@ -78,7 +77,7 @@ def nlu_booting(settings: Settings, stack: AsyncExitStack
     booting = asyncio.ensure_future(run_in_threadpool(boot))
     stack.callback(server.stop)
     stack.callback(booting.cancel)
-    return server.url, booting
+    return [server.url], booting
 
 
 async def _report_boot(booting: asyncio.Future[None]) -> None:
@@ -147,10 +146,10 @@ async def running_service(
     services = build_services(settings)
     async with AsyncExitStack() as stack:
         stack.callback(services.engine.dispose)
-        url, booting = nlu_booting(settings, stack)
+        urls, booting = nlu_booting(settings, stack)
         if booting is not None:
             stack.callback(asyncio.ensure_future(_report_boot(booting)).cancel)
-        client = _nlu_client(services, url)
+        client = _nlu_client(services, urls)
         stack.push_async_callback(client.close)
         # Load the language models now, not on the first customer's message (~0.6 s).
         await run_in_threadpool(client.languages.warm_up)
@@ -184,7 +183,7 @@ async def running_service(
             # Telegram off is no reason to keep traffic away: the ops API still serves.
             # A parse that came back recently says the NLU answers; asking it again would
             # queue behind the burst that keeps it busy and mark every replica unready at once.
-            nlu = client.answered_within(NLU_RECENT_SECONDS) or await _answers(url)
+            nlu = client.answered_within(NLU_RECENT_SECONDS) or await client.reachable()
             return {"nlu": nlu, "telegram": started["telegram"]}
 
         api = build_api(services, webhook=webhook, on_order_changed=order_changed,
@@ -241,20 +240,11 @@ NLU_RECENT_SECONDS = 30.0
 GRACEFUL_STOP_SECONDS = 5
 
 
-async def _answers(url: str) -> bool:
-    """Say whether the NLU server at this URL answers within a second."""
-    try:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            return (await client.get(url.rstrip("/") + "/")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _nlu_client(services: Services, url: str) -> NluClient:
+def _nlu_client(services: Services, urls: list[str]) -> NluClient:
     nlu = services.settings.nlu
-    return NluClient(url=url, timeout=nlu.timeout_seconds,
+    return NluClient(urls, timeout=nlu.timeout_seconds,
                      fallback_threshold=nlu.fallback_threshold,
-                     metrics=NluMetrics(services.metrics))
+                     in_flight=nlu.in_flight_per_server, metrics=NluMetrics(services.metrics))
 
 
 def terminal_chat(settings: Settings, *, order_number: str, language: str | None) -> int:
@@ -263,7 +253,7 @@ def terminal_chat(settings: Settings, *, order_number: str, language: str | None
 
     async def session() -> int:
         async with AsyncExitStack() as stack:
-            client = _nlu_client(services, await nlu_url(settings, stack))
+            client = _nlu_client(services, await nlu_urls(settings, stack))
             stack.push_async_callback(client.close)
             order_id = order_id_of(services, order_number)
             if order_id is not None:  # an unknown order gets its answer without pushes
@@ -292,8 +282,7 @@ async def _demo(settings: Settings, order_number: str, language: str | None) -> 
     clock = demo_clock(services, order_number)
     services.clock = clock
     async with AsyncExitStack() as stack:
-        url = await nlu_url(settings, stack)
-        client = _nlu_client(services, url)
+        client = _nlu_client(services, await nlu_urls(settings, stack))
         stack.push_async_callback(client.close)
         channels: list[Channel] = [TerminalChannel(stdout_writer)]
         if settings.telegram_enabled:

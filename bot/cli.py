@@ -138,9 +138,9 @@ def _nlu(settings: Settings, args: argparse.Namespace) -> int:
         if args.nlu == "drop-held-out":
             return commands.drop_held_out()
         if args.nlu == "parse":
-            return commands.parse(url=nlu.url, port=nlu.local_port, timeout=nlu.timeout_seconds,
-                                  threshold=nlu.fallback_threshold)
-        return commands.evaluate(url=nlu.url, port=nlu.local_port, folds=args.folds,
+            return commands.parse(urls=nlu.server_urls, port=nlu.local_port,
+                                  timeout=nlu.timeout_seconds, threshold=nlu.fallback_threshold)
+        return commands.evaluate(urls=nlu.server_urls, port=nlu.local_port, folds=args.folds,
                                  threshold=nlu.fallback_threshold)
     except NluSetupError as exc:
         print(f"techbot: {exc}", file=sys.stderr)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -59,10 +68,35 @@ class TelegramSettings(BaseModel):
 
 
 class NluSettings(BaseModel):
-    url: str = ""
+    url: str = ""  # one server: the same as urls with one element
+    urls: Annotated[list[str], NoDecode] = []  # the client balances among them
     timeout_seconds: float = Field(2.0, gt=0)
     fallback_threshold: float = Field(0.5, ge=0, le=1)
     local_port: int = Field(5005, ge=1, le=65535)
+    in_flight_per_server: int = Field(2, ge=1, le=64)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        # From the environment: a JSON list or comma-separated URLs.
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> NluSettings:
+        if self.url and self.urls:
+            raise ValueError("set nlu.url (TECHBOT_NLU__URL) or nlu.urls (TECHBOT_NLU__URLS), "
+                             "not both")
+        return self
+
+    @property
+    def server_urls(self) -> list[str]:
+        """Return the configured servers' URLs; empty: local servers are started."""
+        return self.urls or ([self.url] if self.url else [])
 
 
 class SchedulerSettings(BaseModel):

@@ -36,15 +36,15 @@ def free_port(preferred: int | None = None) -> int:
 
 
 @contextmanager
-def nlu_endpoint(url: str, *, port: int) -> Iterator[str]:
-    """Yield the configured NLU URL, or start a local server for the block and stop it after."""
-    if url:
-        yield url
+def nlu_endpoints(urls: list[str], *, port: int) -> Iterator[list[str]]:
+    """Yield the configured NLU URLs, or start a local server for the block and stop it after."""
+    if urls:
+        yield urls
         return
     server = RasaServer(port=free_port(port))
     server.start()
     try:
-        yield server.url
+        yield [server.url]
     finally:
         server.stop()
 
@@ -125,12 +125,12 @@ async def parse_stream(client: NluClient, lines: IO[str], out: IO[str]) -> int:
     return 0 if all(r is not None and r.available for r in results) else 1
 
 
-def parse(*, url: str, port: int, timeout: float, threshold: float) -> int:
+def parse(*, urls: list[str], port: int, timeout: float, threshold: float) -> int:
     """Run `techbot nlu parse`: stdin JSON lines in, JSON lines out."""
-    if not url:
+    if not urls:
         train()
-    with nlu_endpoint(url, port=port) as endpoint:
-        client = NluClient(url=endpoint, timeout=timeout, fallback_threshold=threshold)
+    with nlu_endpoints(urls, port=port) as endpoints:
+        client = NluClient(endpoints, timeout=timeout, fallback_threshold=threshold)
         return asyncio.run(parse_stream(client, sys.stdin, sys.stdout))
 
 
@@ -165,7 +165,7 @@ def drop_held_out() -> int:
     return 0
 
 
-def evaluate(*, url: str, port: int, folds: int, threshold: float) -> int:
+def evaluate(*, urls: list[str], port: int, folds: int, threshold: float) -> int:
     """Evaluate on the held-out sets (and k-fold), print and write docs/nlu-report.md."""
     from nlu.evaluate import (
         cross_validate,
@@ -176,11 +176,11 @@ def evaluate(*, url: str, port: int, folds: int, threshold: float) -> int:
     )
 
     started = time.monotonic()
-    if not url:
+    if not urls:
         train()
     examples = load_examples("tests")
-    with nlu_endpoint(url, port=port) as endpoint:
-        client = NluClient(url=endpoint, timeout=30, fallback_threshold=threshold)
+    with nlu_endpoints(urls, port=port) as endpoints:
+        client = NluClient(endpoints, timeout=30, fallback_threshold=threshold)
         parsed = asyncio.run(parse_all(client, examples))
     scores = score_held_out(examples, parsed)
     crossval = cross_validate(folds, NLU_DIR / "config.yml") if folds > 1 else None

@@ -30,6 +30,7 @@ RASA_VENV = PROJECT_ROOT / ".rasa-venv"
 # Everything the trained model depends on; a change to any of them means a new model.
 MODEL_INPUTS = (
     "nlu/config.yml",
+    "nlu/components.py",
     "nlu/regex.yml",
     "nlu/normalize.py",
     "nlu/training_data.py",
@@ -52,9 +53,9 @@ def cache_dir() -> Path:
 def model_hash(config: Path | None = None) -> str:
     """Hash the training data, the pipeline and the code that prepares them."""
     digest = hashlib.sha256()
-    inputs = [*data_files(), *(PROJECT_ROOT / p for p in MODEL_INPUTS)]
-    if config is not None:
-        inputs.append(config)
+    # A candidate pipeline stands in for nlu/config.yml: its model does not change with it.
+    inputs = [*data_files(), *(config if config is not None and p == "nlu/config.yml"
+                               else PROJECT_ROOT / p for p in MODEL_INPUTS)]
     for path in inputs:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -120,6 +121,8 @@ def _rasa_env() -> dict[str, str]:
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "RASA_TELEMETRY_ENABLED": "false",
         "PYTHONWARNINGS": "ignore",
+        # The pipeline's own component (nlu/components.py) is imported from this checkout.
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(PROJECT_ROOT), env.get("PYTHONPATH")))),
     })
     return env
 

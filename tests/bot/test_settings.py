@@ -62,6 +62,23 @@ def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None
         load_settings()
 
 
+@pytest.mark.parametrize("value", ["http://a:5005, http://b:5006",
+                                   '["http://a:5005", "http://b:5006"]'])
+def test_nlu_servers_come_as_a_list_or_comma_separated(monkeypatch: pytest.MonkeyPatch,
+                                                       value: str) -> None:
+    monkeypatch.setenv("TECHBOT_NLU__URLS", value)
+    assert load_settings().nlu.server_urls == ["http://a:5005", "http://b:5006"]
+
+
+def test_one_nlu_url_is_a_list_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().nlu.server_urls == []  # a local server is started
+    monkeypatch.setenv("TECHBOT_NLU__URL", "http://a:5005")
+    assert load_settings().nlu.server_urls == ["http://a:5005"]
+    monkeypatch.setenv("TECHBOT_NLU__URLS", "http://b:5006")
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings()
+
+
 def test_a_missing_or_broken_config_file_is_named(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     monkeypatch.setenv("TECHBOT_CONFIG", str(tmp_path / "absent.yml"))

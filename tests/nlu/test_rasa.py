@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.rasa, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def held_out_results(rasa_server: RasaServer):  # type: ignore[no-untyped-def]
     examples = load_examples("tests")
-    client = NluClient(url=rasa_server.url, timeout=30, fallback_threshold=0.3)
+    client = NluClient(rasa_server.url, timeout=30, fallback_threshold=0.3)
     parsed = asyncio.run(parse_all(client, examples))
     return examples, parsed
 
@@ -58,7 +58,7 @@ def test_language_is_identified_on_held_out_messages(
 
 def test_entities_come_back_normalised(rasa_server: RasaServer) -> None:
     async def both() -> tuple[Parsed, Parsed]:
-        client = NluClient(url=rasa_server.url, timeout=30)
+        client = NluClient(rasa_server.url, timeout=30)
         order = await client.parse("meine auftragsnummer ist 48213377")
         language = await client.parse("can you write in german please")
         await client.close()
@@ -88,7 +88,7 @@ def test_the_client_survives_a_killed_server_and_recovers() -> None:
 
     server = RasaServer(port=free_port())
     server.start()
-    client = NluClient(url=server.url, timeout=2)
+    client = NluClient(server.url, timeout=2)
 
     async def scenario() -> tuple[str, bool, str]:
         before = await client.parse("wann kommt der techniker")
@@ -106,6 +106,55 @@ def test_the_client_survives_a_killed_server_and_recovers() -> None:
     finally:
         server.stop()
     assert (before, available, after) == ("ask_status", False, "ask_status")
+
+
+class Failures:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def failed(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def up(self, available: bool) -> None:
+        pass
+
+
+def test_two_servers_one_killed_mid_run_every_parse_is_answered() -> None:
+    from nlu.commands import free_port
+
+    servers = [RasaServer(port=free_port()), RasaServer(port=free_port())]
+    failures = Failures()
+    texts = [e.plain for e in load_examples("tests")][:600]
+
+    async def scenario() -> list[Parsed]:
+        client = NluClient([s.url for s in servers], timeout=2, metrics=failures)
+        gate = asyncio.Semaphore(8)  # a burst: more at once than the servers take
+        done = 0
+
+        async def one(text: str) -> Parsed:
+            nonlocal done
+            async with gate:
+                parsed = await client.parse(text)
+            done += 1
+            if done == 200:  # mid-run, with requests in flight on both servers
+                assert servers[0].process is not None
+                os.killpg(servers[0].process.pid, signal.SIGKILL)
+            return parsed
+
+        results = await asyncio.gather(*(one(t) for t in texts))
+        await client.close()
+        return list(results)
+
+    try:
+        for server in servers:
+            server.start()
+        results = asyncio.run(scenario())
+    finally:
+        for server in servers:
+            server.stop()
+    assert [r for r in results if not r.available] == []
+    assert failures.reasons  # the killed server's requests failed, and were answered elsewhere
+    assert sum(r.intent != "nlu_fallback" for r in results) > 0.9 * len(results)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

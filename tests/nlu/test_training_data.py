@@ -13,6 +13,7 @@ from nlu.commands import drop_held_out_lines as drop_held_out
 from nlu.evaluate import score_by_set
 from nlu.normalize import normalize
 from nlu.project import PROJECT_ROOT
+from nlu.quick import count_features
 from nlu.training_data import (
     _ANNOTATION,
     LANGUAGES,
@@ -76,6 +77,18 @@ def test_the_quick_measurement_refuses_held_out_files() -> None:
     done = subprocess.run([sys.executable, "-m", "nlu.quick", "dev", "nlu/tests/set2/de.yml"],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
     assert done.returncode != 0 and "never reads the held-out sets" in done.stderr
+
+
+def test_the_quick_measurement_reads_the_count_features_of_a_pipeline(tmp_path: Path) -> None:
+    config = tmp_path / "candidate.yml"
+    config.write_text("pipeline:\n  - name: WhitespaceTokenizer\n"
+                      "  - name: CountVectorsFeaturizer\n    min_df: 2\n"
+                      "  - name: CountVectorsFeaturizer\n    analyzer: char_wb\n"
+                      "    min_ngram: 2\n    max_ngram: 5\n    max_features: 1000\n")
+    word, chars = count_features(config)
+    assert (word["analyzer"], word["min_df"], word["token_pattern"]) == ("word", 2, r"\S+")
+    assert (chars["analyzer"], chars["ngram_range"], chars["max_features"]) == (
+        "char_wb", (2, 5), 1000)
 
 
 def test_no_annotated_text_maps_to_two_values() -> None:

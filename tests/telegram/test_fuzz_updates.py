@@ -206,7 +206,7 @@ def test_any_update_is_handled_answered_and_never_leaks(
     loop: asyncio.AbstractEventLoop
 ) -> None:
     api = CannedBotApi()
-    nlu = NluClient(url=rasa_server.url)
+    nlu = NluClient(rasa_server.url)
     bot = TelegramBot(bot_services, nlu, request=api)
     errors: list[BaseException] = []
     original = bot.on_error
@@ -258,7 +258,7 @@ def test_any_update_is_handled_answered_and_never_leaks(
 def test_blocking_and_unblocking_the_bot_stops_and_resumes_pushes(
     bot_services: Services, secrets_of: dict[int, list[str]], loop: asyncio.AbstractEventLoop
 ) -> None:
-    bot = TelegramBot(bot_services, NluClient(url="http://127.0.0.1:9"), request=CannedBotApi())
+    bot = TelegramBot(bot_services, NluClient("http://127.0.0.1:9"), request=CannedBotApi())
     loop.run_until_complete(bot.application.initialize())
 
     def member_update(status: str) -> Update:
